@@ -1,0 +1,197 @@
+"""Inference backends: one interface, named inputs/outputs, a registry.
+
+``onnxruntime`` is the vehicle default (CPU; TensorRT/CUDA execution providers when the installed
+build has them). ``torch`` is registered lazily for training-time evaluation; a TensorRT-engine
+backend plugs in later through :func:`register_backend` with the same interface.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .bundle import Bundle, BundleError, load_bundle
+
+Dim = Union[int, str, None]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: Tuple[Dim, ...]
+    dtype: str = 'float32'
+
+
+class Backend(ABC):
+    """Runs the network of a bundle on an NCHW float32 batch."""
+
+    name: str = ''
+    device: str = 'cpu'        # e.g. 'cpu', 'cuda:0', 'tensorrt:0'
+    max_batch: Optional[int] = None   # None = any batch size
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+
+    @property
+    @abstractmethod
+    def inputs(self) -> Dict[str, TensorInfo]: ...
+
+    @property
+    @abstractmethod
+    def outputs(self) -> Dict[str, TensorInfo]: ...
+
+    @abstractmethod
+    def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        """One call with ``len(batch) <= max_batch``."""
+
+    def run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        """``batch`` [B, C, H, W] float32 -> {output name: array [B, ...]}; splits big batches."""
+        if batch.ndim != 4:
+            raise ValueError(f'{self.name} backend: expected an NCHW batch, got shape {batch.shape}')
+        if self.max_batch is None or len(batch) <= self.max_batch:
+            return self._run(batch)
+        parts = [self._run(batch[i:i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(bundle={self.bundle.name!r}, device={self.device!r})'
+
+
+# ---------------------------------------------------------------------------------------------
+
+PROVIDER_PREFERENCE = ('TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider')
+_DEVICE_OF_PROVIDER = {'TensorrtExecutionProvider': 'tensorrt', 'CUDAExecutionProvider': 'cuda',
+                       'CPUExecutionProvider': 'cpu'}
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime session on the bundle's ONNX graph.
+
+    Options: ``device`` ('auto' = best available provider, 'cpu', 'cuda', 'tensorrt'),
+    ``providers`` (explicit ORT provider list, overrides ``device``), ``intra_op_threads``,
+    ``inter_op_threads`` (0 = ORT default), ``device_id``, ``trt_fp16``, ``trt_cache_dir``.
+    """
+
+    name = 'onnxruntime'
+
+    def __init__(self, bundle: Bundle, device: str = 'auto',
+                 providers: Optional[Sequence[Any]] = None, intra_op_threads: int = 0,
+                 inter_op_threads: int = 0, device_id: int = 0, trt_fp16: bool = False,
+                 trt_cache_dir: Optional[str] = None):
+        super().__init__(bundle)
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = self._providers_for(device, available, device_id, trt_fp16, trt_cache_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(intra_op_threads)
+        options.inter_op_num_threads = int(inter_op_threads)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(bundle.onnx_path), sess_options=options,
+                                                providers=list(providers))
+        except Exception as exc:
+            raise BundleError(f'{bundle.onnx_path}: ONNX Runtime cannot create a session '
+                              f'({type(exc).__name__}: {exc})')
+        used = self.session.get_providers()[0]
+        kind = _DEVICE_OF_PROVIDER.get(used, used)
+        self.device = kind if kind == 'cpu' else f'{kind}:{device_id}'
+        self._inputs = {a.name: TensorInfo(a.name, tuple(a.shape), _ort_dtype(a.type))
+                        for a in self.session.get_inputs()}
+        self._outputs = {a.name: TensorInfo(a.name, tuple(a.shape), _ort_dtype(a.type))
+                         for a in self.session.get_outputs()}
+        in_name = bundle.input.name
+        if in_name not in self._inputs:
+            raise BundleError(f'{bundle.onnx_path}: session has no input {in_name!r}')
+        batch_dim = self._inputs[in_name].shape[0]
+        self.max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self._input_name = in_name
+        self._output_names = [bundle.outputs['scores'].name, bundle.outputs['boxes'].name]
+
+    @staticmethod
+    def _providers_for(device: str, available: Sequence[str], device_id: int, trt_fp16: bool,
+                       trt_cache_dir: Optional[str]) -> List[Any]:
+        device = device.lower().split(':')[0]
+        wanted = {'auto': PROVIDER_PREFERENCE, 'cpu': PROVIDER_PREFERENCE[2:],
+                  'cuda': PROVIDER_PREFERENCE[1:], 'gpu': PROVIDER_PREFERENCE[1:],
+                  'tensorrt': PROVIDER_PREFERENCE}.get(device)
+        if wanted is None:
+            raise ValueError(f"onnxruntime backend: unknown device {device!r} "
+                             f"(use auto, cpu, cuda or tensorrt)")
+        if device in ('cuda', 'gpu', 'tensorrt') and wanted[0] not in available:
+            raise RuntimeError(f'onnxruntime backend: device {device!r} needs {wanted[0]}, this '
+                               f'ONNX Runtime build has {list(available)}')
+        providers: List[Any] = []
+        for p in wanted:
+            if p not in available:
+                continue
+            if p == 'TensorrtExecutionProvider':
+                trt_opts: Dict[str, Any] = {'device_id': device_id, 'trt_fp16_enable': bool(trt_fp16)}
+                if trt_cache_dir:
+                    os.makedirs(trt_cache_dir, exist_ok=True)
+                    trt_opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=trt_cache_dir)
+                providers.append((p, trt_opts))
+            elif p == 'CUDAExecutionProvider':
+                providers.append((p, {'device_id': device_id}))
+            else:
+                providers.append(p)
+        return providers
+
+    @property
+    def inputs(self) -> Dict[str, TensorInfo]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> Dict[str, TensorInfo]:
+        return self._outputs
+
+    def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        results = self.session.run(self._output_names, {self._input_name: batch})
+        return dict(zip(self._output_names, results))
+
+
+def _ort_dtype(type_string: str) -> str:
+    # 'tensor(float)' -> 'float32'
+    inner = type_string[type_string.find('(') + 1:type_string.rfind(')')]
+    return {'float': 'float32', 'float16': 'float16', 'double': 'float64'}.get(inner, inner)
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+
+BackendFactory = Callable[..., Backend]
+_REGISTRY: Dict[str, Union[BackendFactory, str]] = {
+    'onnxruntime': OnnxRuntimeBackend,
+    # imported on first use: keeps torch out of every process that does not ask for it
+    'torch': 'aiat_perception.inference.torch_backend:TorchBackend',
+}
+
+
+def register_backend(name: str, factory: Union[BackendFactory, str]) -> None:
+    """Add a backend: a callable ``(bundle, **options) -> Backend`` or a lazy 'module:attribute'."""
+    _REGISTRY[name] = factory
+
+
+def available_backends() -> List[str]:
+    return sorted(_REGISTRY)
+
+
+def create_backend(name: str, bundle: Union[Bundle, str, os.PathLike], **options: Any) -> Backend:
+    if name not in _REGISTRY:
+        raise ValueError(f'unknown backend {name!r}; registered: {available_backends()}')
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
+    factory = _REGISTRY[name]
+    if isinstance(factory, str):
+        module_name, _, attribute = factory.partition(':')
+        factory = getattr(importlib.import_module(module_name), attribute)
+        _REGISTRY[name] = factory
+    return factory(bundle, **options)

@@ -1,0 +1,98 @@
+"""``Detector``: bundle + backend + preprocessing + decoding, with per-stage timing."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Union
+
+import numpy as np
+
+from .backends import Backend, create_backend
+from .bundle import Bundle, load_bundle
+from .decode import Detections, GflDecoder
+from .preprocess import Preprocessor
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each stage by the last ``detect`` call."""
+    preprocess: float = 0.0
+    inference: float = 0.0
+    decode: float = 0.0
+    batch: int = 0
+
+    @property
+    def total(self) -> float:
+        return self.preprocess + self.inference + self.decode
+
+    def as_ms(self) -> dict:
+        return {'preprocess_ms': self.preprocess * 1e3, 'inference_ms': self.inference * 1e3,
+                'decode_ms': self.decode * 1e3, 'total_ms': self.total * 1e3, 'batch': self.batch}
+
+
+class Detector:
+    """Detect objects in uint8 images with a model bundle.
+
+    ``Detector('path/to/bundle')`` or ``Detector(bundle, backend='torch', module=model)``. Keyword
+    options that are not post-processing settings go to the backend (see ``backends.py``).
+    """
+
+    def __init__(self, bundle: Union[Bundle, str, os.PathLike], backend: Union[str, Backend] = 'onnxruntime',
+                 score_threshold: Optional[float] = None, nms_iou_threshold: Optional[float] = None,
+                 max_detections: Optional[int] = None, pre_nms_top_k: Optional[int] = None,
+                 class_agnostic_nms: Optional[bool] = None, interpolation: str = 'linear',
+                 **backend_options: Any):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        if self.bundle.decoder.type != 'nanodet_gfl':
+            raise ValueError(f'{self.bundle.path}: decoder {self.bundle.decoder.type!r} not supported')
+        self.backend = backend if isinstance(backend, Backend) else create_backend(
+            backend, self.bundle, **backend_options)
+        self.preprocessor = Preprocessor(self.bundle.input, interpolation)
+        self.decoder = GflDecoder.from_bundle(self.bundle)
+        post = self.bundle.postprocess
+        self.score_threshold = post.score_threshold if score_threshold is None else float(score_threshold)
+        self.nms_iou_threshold = post.nms_iou_threshold if nms_iou_threshold is None else float(nms_iou_threshold)
+        self.max_detections = post.max_detections if max_detections is None else int(max_detections)
+        self.pre_nms_top_k = post.pre_nms_top_k if pre_nms_top_k is None else int(pre_nms_top_k)
+        self.class_agnostic_nms = (post.class_agnostic_nms if class_agnostic_nms is None
+                                   else bool(class_agnostic_nms))
+        self.last_times = StageTimes()
+        self._scores_name = self.bundle.outputs['scores'].name
+        self._boxes_name = self.bundle.outputs['boxes'].name
+
+    @property
+    def classes(self) -> Sequence[str]:
+        return self.bundle.classes
+
+    def detect(self, images: Union[np.ndarray, Sequence[np.ndarray]],
+               encodings: Union[None, str, Sequence[Optional[str]]] = None) -> List[Detections]:
+        """One :class:`Detections` per image. ``images``: an HxW(xC) uint8 array or a sequence of them
+        (an [B,H,W,C] array counts as B images); ``encodings``: 'bgr8', 'rgb8', 'mono8', ... per
+        image or one for all (default: bgr8 for 3 channels, mono8 for 2-D).
+        """
+        if isinstance(images, np.ndarray) and images.ndim in (2, 3):
+            images = [images]
+        t0 = time.perf_counter()
+        batch, transforms = self.preprocessor(images, encodings)
+        t1 = time.perf_counter()
+        outputs = self.backend.run(batch)
+        t2 = time.perf_counter()
+        results = self.decoder.decode(
+            outputs[self._scores_name], outputs[self._boxes_name], transforms,
+            score_threshold=self.score_threshold, nms_iou_threshold=self.nms_iou_threshold,
+            max_detections=self.max_detections, pre_nms_top_k=self.pre_nms_top_k,
+            class_agnostic=self.class_agnostic_nms)
+        t3 = time.perf_counter()
+        self.last_times = StageTimes(t1 - t0, t2 - t1, t3 - t2, len(transforms))
+        return results
+
+    def detect_one(self, image: np.ndarray, encoding: Optional[str] = None) -> Detections:
+        return self.detect([image], [encoding])[0]
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __repr__(self) -> str:
+        return (f'Detector(bundle={self.bundle.name!r}, backend={self.backend.name!r}, '
+                f'device={self.backend.device!r}, classes={len(self.classes)})')

@@ -1,0 +1,153 @@
+"""Images -> the network's NCHW float32 input, as the bundle's input spec says.
+
+Resize (stretch or letterbox) on uint8 first, then channel reordering and normalisation are written
+straight into a reused NCHW buffer, so a frame costs one resize plus one pass per channel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from .bundle import InputSpec
+
+# channels of each supported encoding, in memory order
+ENCODING_CHANNELS = {
+    'bgr8': 'BGR', 'rgb8': 'RGB', 'bgra8': 'BGRA', 'rgba8': 'RGBA', 'mono8': 'L',
+}
+INTERPOLATIONS = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR,
+                  'area': cv2.INTER_AREA, 'cubic': cv2.INTER_CUBIC}
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Original image -> network input: ``net = orig * scale + pad``."""
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    width: int       # original image size
+    height: int
+
+    def to_original(self, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes in network pixels -> original pixels, clipped to the original image."""
+        out = np.empty_like(boxes, dtype=np.float32)
+        out[:, 0::2] = (boxes[:, 0::2] - self.pad_x) / self.scale_x
+        out[:, 1::2] = (boxes[:, 1::2] - self.pad_y) / self.scale_y
+        np.clip(out[:, 0::2], 0, self.width, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, self.height, out=out[:, 1::2])
+        return out
+
+    def to_network(self, boxes: np.ndarray) -> np.ndarray:
+        out = np.empty_like(boxes, dtype=np.float32)
+        out[:, 0::2] = boxes[:, 0::2] * self.scale_x + self.pad_x
+        out[:, 1::2] = boxes[:, 1::2] * self.scale_y + self.pad_y
+        return out
+
+
+def infer_encoding(image: np.ndarray) -> str:
+    """OpenCV convention when no encoding is given: 2-D = mono8, 3 channels = bgr8, 4 = bgra8."""
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return 'mono8'
+    if image.ndim == 3 and image.shape[2] == 3:
+        return 'bgr8'
+    if image.ndim == 3 and image.shape[2] == 4:
+        return 'bgra8'
+    raise ValueError(f'cannot tell the encoding of an image of shape {image.shape}')
+
+
+class Preprocessor:
+    """Callable: ``(images, encodings) -> (tensor [B,C,H,W] float32, [Transform])``.
+
+    The returned tensor is a buffer owned by the preprocessor and reused by the next call with the
+    same batch size: consume (run the network on) it before preprocessing the next batch.
+    """
+
+    def __init__(self, spec: InputSpec, interpolation: str = 'linear'):
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f'interpolation {interpolation!r} is not one of {sorted(INTERPOLATIONS)}')
+        self.spec = spec
+        self.interpolation = INTERPOLATIONS[interpolation]
+        self.channels = spec.channels
+        self.mean = np.asarray(spec.mean, np.float32)
+        self.inv_std = (1.0 / np.asarray(spec.std, np.float64)).astype(np.float32)
+        self.pad_values = ((spec.pad_value - self.mean) * self.inv_std).astype(np.float32)
+        self._buffers: Dict[int, np.ndarray] = {}
+
+    def buffer(self, batch: int) -> np.ndarray:
+        buf = self._buffers.get(batch)
+        if buf is None:
+            buf = np.empty((batch, self.channels, self.spec.height, self.spec.width), np.float32)
+            self._buffers[batch] = buf
+        return buf
+
+    def __call__(self, images: Union[np.ndarray, Sequence[np.ndarray]],
+                 encodings: Union[None, str, Sequence[Optional[str]]] = None
+                 ) -> Tuple[np.ndarray, List[Transform]]:
+        if isinstance(images, np.ndarray) and images.ndim in (2, 3):
+            images = [images]
+        if encodings is None or isinstance(encodings, str):
+            encodings = [encodings] * len(images)
+        if len(encodings) != len(images):
+            raise ValueError(f'{len(images)} images but {len(encodings)} encodings')
+        if len(images) == 0:
+            raise ValueError('no images to preprocess')
+        out = self.buffer(len(images))
+        transforms = [self.fill(out[i], img, enc) for i, (img, enc) in enumerate(zip(images, encodings))]
+        return out, transforms
+
+    def fill(self, out: np.ndarray, image: np.ndarray, encoding: Optional[str] = None) -> Transform:
+        """Write one image into ``out`` [C, H, W]; return its transform."""
+        image = np.asarray(image)
+        encoding = (encoding or infer_encoding(image)).lower()
+        layout = ENCODING_CHANNELS.get(encoding)
+        if layout is None:
+            raise ValueError(f'unsupported image encoding {encoding!r}; supported: '
+                             f'{sorted(ENCODING_CHANNELS)}')
+        if image.dtype != np.uint8:
+            raise ValueError(f'image dtype {image.dtype} for encoding {encoding}: expected uint8')
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        want_ch = len(layout)
+        got_ch = 1 if image.ndim == 2 else image.shape[2]
+        if image.ndim not in (2, 3) or got_ch != want_ch or image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f'image of shape {image.shape} does not fit encoding {encoding!r} '
+                             f'({want_ch} channel(s))')
+        h, w = image.shape[:2]
+        net_h, net_w = self.spec.height, self.spec.width
+
+        if self.spec.resize == 'stretch':
+            sx, sy, px, py = net_w / w, net_h / h, 0, 0
+            region_w, region_h = net_w, net_h
+        else:  # letterbox: keep aspect ratio, centre, pad
+            s = min(net_w / w, net_h / h)
+            region_w, region_h = max(1, int(round(w * s))), max(1, int(round(h * s)))
+            sx, sy = region_w / w, region_h / h
+            px, py = (net_w - region_w) // 2, (net_h - region_h) // 2
+        if (w, h) != (region_w, region_h):
+            image = cv2.resize(image, (region_w, region_h), interpolation=self.interpolation)
+
+        if self.channels == 1:
+            if image.ndim == 3:
+                code = {'BGR': cv2.COLOR_BGR2GRAY, 'RGB': cv2.COLOR_RGB2GRAY,
+                        'BGRA': cv2.COLOR_BGRA2GRAY, 'RGBA': cv2.COLOR_RGBA2GRAY}[layout]
+                image = cv2.cvtColor(image, code)
+            planes = [image]
+        elif image.ndim == 2:
+            planes = [image] * 3
+        else:
+            # Channel swap folded into the HWC -> CHW copy: pick the source plane per target channel.
+            order = self.spec.color_order  # 'BGR' or 'RGB'
+            planes = [image[:, :, layout.index(ch)] for ch in order]
+
+        if region_w != net_w or region_h != net_h:
+            out[:] = self.pad_values[:, None, None]
+            target = out[:, py:py + region_h, px:px + region_w]
+        else:
+            target = out
+        for c, plane in enumerate(planes):
+            np.subtract(plane, self.mean[c], out=target[c], dtype=np.float32)
+            np.multiply(target[c], self.inv_std[c], out=target[c])
+        return Transform(float(sx), float(sy), float(px), float(py), int(w), int(h))

@@ -1,0 +1,95 @@
+"""What every AIAT node shares: DDS setup, QoS, time stamps, and a main loop that exits cleanly."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+RESOURCES = Path(__file__).resolve().parent.parent / 'resources'
+FASTDDS_PROFILE = RESOURCES / 'fastdds_large_data.xml'
+FASTDDS_PROFILE_LOCALHOST = RESOURCES / 'fastdds_large_data_localhost.xml'
+
+
+class ParameterError(ValueError):
+    """Invalid node parameters; the message names each bad parameter."""
+
+
+def configure_dds() -> None:
+    """Use the large-data Fast DDS profile unless the user chose one (or set AIAT_FASTDDS_PROFILE=0).
+
+    Honours ROS's own host restriction (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST or ROS_LOCALHOST_ONLY=1)
+    with the loopback-only variant. Must run before ``rclpy.init`` creates the participant.
+    """
+    os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    if os.environ.get('AIAT_FASTDDS_PROFILE', '1') == '0':
+        return
+    if 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ and 'FASTRTPS_DEFAULT_PROFILES_FILE' not in os.environ:
+        localhost = (os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').upper() == 'LOCALHOST'
+                     or os.environ.get('ROS_LOCALHOST_ONLY') == '1')
+        profile = FASTDDS_PROFILE_LOCALHOST if localhost else FASTDDS_PROFILE
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
+
+
+def sensor_qos(reliability: str = 'best_effort', depth: int = 1):
+    """Sensor-data QoS (keep last ``depth``, volatile) with a chosen reliability."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    policies = {'best_effort': ReliabilityPolicy.BEST_EFFORT, 'reliable': ReliabilityPolicy.RELIABLE}
+    if reliability not in policies:
+        raise ParameterError(f"reliability must be 'best_effort' or 'reliable', not {reliability!r}")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def latched_qos(depth: int = 1):
+    """Transient-local QoS for data published once (LabelInfo, static TF)."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int, stamp=None):
+    if stamp is None:
+        from builtin_interfaces.msg import Time
+        stamp = Time()
+    stamp.sec, stamp.nanosec = divmod(int(ns), 1_000_000_000)
+    return stamp
+
+
+def run_node(factory: Callable, args=None, threads: int = 2) -> int:
+    """Create the node with ``factory()``, spin it until Ctrl-C / shutdown, and clean up.
+
+    A :class:`ParameterError` from the factory stops the process with exit code 2 and its message.
+    """
+    configure_dds()
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except ParameterError as exc:
+        print(f'[{getattr(node, "get_name", lambda: "aiat")()}] invalid parameters: {exc}',
+              file=sys.stderr, flush=True)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,159 @@
+"""What every reader shares: box checks, class resolution, issue reporting, sample assembly."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from aiat_training.data import issues as K
+from aiat_training.data.classmap import DROP, IGNORE, ClassMapping
+from aiat_training.data.dataset import DetectionDataset, Sample
+from aiat_training.data.issues import IssueLog
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file header only, or None if the file is missing/unreadable."""
+    from PIL import Image, UnidentifiedImageError  # reads the header without decoding the pixels
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (FileNotFoundError, UnidentifiedImageError, OSError):
+        return None
+
+
+def find_image(directory: Path, stem: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (directory / (stem + suffix), directory / (stem + suffix.upper())):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+class ReadContext:
+    """Builds samples for one reader call.
+
+    ``known_classes``: the format's class list (YOLO names, COCO categories, KITTI types); a name
+    outside it is an ``unknown_class`` issue. ``None`` = open set (e.g. VOC from a labelling tool):
+    every name found becomes a class. ``mapping`` (optional) then maps dataset classes onto the
+    model's classes; without it the dataset's own classes are kept.
+    """
+
+    def __init__(self, on_error: str = 'raise', mapping: ClassMapping | None = None,
+                 known_classes: list[str] | None = None, box_tolerance: float = 1.0):
+        self.log = IssueLog(on_error)
+        self.mapping = mapping
+        self.known = list(known_classes) if known_classes is not None else None
+        self.found: list[str] = []                 # open-set names in order of appearance
+        self.tolerance = box_tolerance
+        self.dropped: dict[str, int] = {}
+        self.samples: list[Sample] = []
+
+    # -- issues -------------------------------------------------------------------------------
+    def issue(self, kind: str, file, message: str, line: int | None = None, where: str | None = None):
+        self.log.report(kind, file, message, line=line, where=where)
+
+    # -- boxes --------------------------------------------------------------------------------
+    def check_box(self, box, width: int, height: int, file, line=None, where=None):
+        """The box clipped to the image, or None (issue reported) if it is invalid or outside."""
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+            self.issue(K.INVALID_BOX, file, f'box {[x1, y1, x2, y2]} has no area', line, where)
+            return None
+        t = self.tolerance
+        if x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
+            self.issue(K.BOX_OUTSIDE_IMAGE, file,
+                       f'box {[round(v, 2) for v in (x1, y1, x2, y2)]} outside the {width}x{height} image',
+                       line, where)
+            return None
+        return [max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)]
+
+    def resolve(self, name: str, file, line=None, where=None):
+        """Dataset class name -> model class id (int), 'ignore', 'drop', or None (issue reported)."""
+        if self.known is not None and name not in self.known:
+            self.issue(K.UNKNOWN_CLASS, file, f'class {name!r} is not one of {self.known}', line, where)
+            return None
+        if self.mapping is None:
+            if self.known is not None:
+                return self.known.index(name)
+            if name not in self.found:
+                self.found.append(name)
+            return name   # open set: replaced by an index in finish()
+        target = self.mapping.resolve(name)
+        if target is None:
+            self.issue(K.UNKNOWN_CLASS, file,
+                       f'class {name!r} is not in the class mapping (classes {self.mapping.classes}, '
+                       f'mapped {sorted(self.mapping.map)}); add it or set unmapped: drop/ignore',
+                       line, where)
+        return target
+
+    def new_sample(self, image_path: Path, width: int, height: int, label_file=None,
+                   sequence=None) -> 'SampleBuilder':
+        return SampleBuilder(self, image_path, width, height, label_file, sequence)
+
+    # -- result -------------------------------------------------------------------------------
+    def finish(self, source: str) -> DetectionDataset:
+        if self.mapping is not None:
+            names = list(self.mapping.classes)
+        elif self.known is not None:
+            names = list(self.known)
+        else:
+            names = sorted(self.found)
+            index = {n: i for i, n in enumerate(names)}
+            for s in self.samples:
+                s.labels = np.asarray([index[n] for n in s.labels], np.int64)
+        return DetectionDataset(samples=self.samples, class_names=names, source=source,
+                                issues=list(self.log.issues), dropped_boxes=dict(self.dropped))
+
+
+class SampleBuilder:
+    def __init__(self, ctx: ReadContext, image_path, width, height, label_file, sequence):
+        self.ctx = ctx
+        self.image_path = Path(image_path)
+        self.width, self.height = int(width), int(height)
+        self.label_file = Path(label_file) if label_file is not None else None
+        self.sequence = sequence
+        self.boxes, self.labels, self.ignore = [], [], []
+        self.attributes: dict[str, list] = {}
+        self.meta: dict = {}
+
+    def add(self, name: str, box, line=None, where=None, ignore_region: bool = False,
+            **attributes) -> None:
+        """One labelled box. ``ignore_region`` (DontCare, crowd) bypasses the class mapping."""
+        file = self.label_file or self.image_path
+        box = self.ctx.check_box(box, self.width, self.height, file, line, where)
+        if box is None:
+            return
+        if ignore_region:
+            self.ignore.append(box)
+            return
+        target = self.ctx.resolve(name, file, line, where)
+        if target is None:
+            return
+        if target == DROP:
+            self.ctx.dropped[name] = self.ctx.dropped.get(name, 0) + 1
+            return
+        if target == IGNORE:
+            self.ignore.append(box)
+            return
+        n = len(self.boxes)
+        for key in set(self.attributes) | set(attributes):
+            column = self.attributes.setdefault(key, [math.nan] * n)
+            column.append(float(attributes[key]) if attributes.get(key) is not None else math.nan)
+        self.boxes.append(box)
+        self.labels.append(target)
+
+    def done(self) -> Sample:
+        sample = Sample(image_path=self.image_path, width=self.width, height=self.height,
+                        boxes=self.boxes, labels=np.zeros(len(self.labels), np.int64),
+                        ignore=self.ignore,
+                        attributes={k: np.asarray(v, np.float32) for k, v in self.attributes.items()},
+                        sequence=self.sequence, label_file=self.label_file, meta=self.meta)
+        if self.ctx.mapping is None and self.ctx.known is None:
+            sample.labels = list(self.labels)  # names for now; ReadContext.finish() indexes them
+        else:
+            sample.labels = np.asarray(self.labels, np.int64)
+        self.ctx.samples.append(sample)
+        return sample

@@ -1,0 +1,1 @@
+"""Training of the NanoDet-style detector: losses, label assignment, trainer, evaluation, export."""

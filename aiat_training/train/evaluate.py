@@ -1,0 +1,156 @@
+"""COCO-style evaluation (pycocotools) of detections against a dataset, plus the extras the
+vehicle team asks for: per-class AP, precision-recall curves, class confusion, mean IoU of matches,
+precision/recall at the bundle's operating score threshold.
+
+Detections come from the inference core's decoder (``GflDecoder``, the vehicle's code), either
+fed by the torch model during training or by :class:`aiat_perception.inference.Detector` on an
+exported bundle (``aiat-train eval``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+
+from .matching import confusion_matrix, greedy_match
+
+EVAL_SCORE_THRESHOLD = 0.01   # mAP needs the low-score tail; the operating threshold is reported separately
+
+
+def _xywh(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def build_coco(samples, class_names: Sequence[str], detections=None):
+    """pycocotools ground truth (and results) from samples and per-image Detections."""
+    from pycocotools.coco import COCO
+
+    images, annotations = [], []
+    for i, s in enumerate(samples):
+        images.append({'id': i, 'width': int(s.width), 'height': int(s.height)})
+        for box, label in zip(_xywh(s.boxes), np.asarray(s.labels).reshape(-1)):
+            annotations.append({'id': len(annotations) + 1, 'image_id': i, 'category_id': int(label),
+                                'bbox': [float(v) for v in box], 'area': float(box[2] * box[3]),
+                                'iscrowd': 0})
+    gt = COCO()
+    gt.dataset = {'images': images, 'annotations': annotations,
+                  'categories': [{'id': k, 'name': n} for k, n in enumerate(class_names)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    results = []
+    for i, det in enumerate(detections or []):
+        for box, score, cls in zip(_xywh(det.boxes), det.scores, det.class_ids):
+            results.append({'image_id': i, 'category_id': int(cls), 'bbox': [float(v) for v in box],
+                            'score': float(score)})
+    return gt, results
+
+
+def coco_metrics(samples, detections, class_names: Sequence[str],
+                 operating_threshold: float = 0.35) -> dict:
+    """Metrics dict (JSON-friendly; PR curves as lists)."""
+    from pycocotools.cocoeval import COCOeval
+
+    samples = list(samples)
+    if len(detections) != len(samples):
+        raise ValueError(f'{len(detections)} detection lists for {len(samples)} images')
+    num_classes = len(class_names)
+    gt, results = build_coco(samples, class_names, detections)
+    out = {'images': len(samples), 'ground_truth_boxes': len(gt.dataset['annotations']),
+           'detections': len(results), 'classes': list(class_names)}
+    if not results or not gt.dataset['annotations']:
+        out.update({'mAP': 0.0, 'mAP50': 0.0, 'per_class': {n: {'AP': 0.0, 'AP50': 0.0}
+                                                               for n in class_names}})
+        precision = None
+    else:
+        with contextlib.redirect_stdout(io.StringIO()):
+            dt = gt.loadRes(results)
+            ev = COCOeval(gt, dt, 'bbox')
+            ev.params.catIds = list(range(num_classes))
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        stats = ev.stats
+        out['mAP'], out['mAP50'], out['mAP75'] = float(stats[0]), float(stats[1]), float(stats[2])
+        out['AR100'] = float(stats[8])
+        precision = ev.eval['precision']        # [T iou, R recall points, K classes, A areas, M maxdets]
+        per_class = {}
+        for k, name in enumerate(class_names):
+            p_all = precision[:, :, k, 0, -1]
+            p_50 = precision[0, :, k, 0, -1]
+            has_gt = len(gt.getAnnIds(catIds=[k])) > 0
+            per_class[name] = {
+                'AP': float(p_all[p_all > -1].mean()) if has_gt and (p_all > -1).any() else None,
+                'AP50': float(p_50[p_50 > -1].mean()) if has_gt and (p_50 > -1).any() else None,
+                'ground_truth': len(gt.getAnnIds(catIds=[k]))}
+        out['per_class'] = per_class
+        out['pr_curve_recall'] = [float(r) for r in ev.params.recThrs]
+        out['pr_curves_iou50'] = {name: [float(v) for v in precision[0, :, k, 0, -1]]
+                                  for k, name in enumerate(class_names)}
+
+    # Matches of our own (same rule as pycocotools, class-aware) for mean IoU and operating-point P/R.
+    ious, tp, n_det, n_gt = [], 0, 0, 0
+    per_image_conf = []
+    for s, det in zip(samples, detections):
+        keep = det.scores >= operating_threshold
+        boxes, scores, classes = det.boxes[keep], det.scores[keep], det.class_ids[keep]
+        gt_boxes, gt_labels = np.asarray(s.boxes).reshape(-1, 4), np.asarray(s.labels).reshape(-1)
+        n_det += len(boxes)
+        n_gt += len(gt_boxes)
+        for k in np.unique(np.concatenate([classes, gt_labels])).astype(int):
+            d, g = classes == k, gt_labels == k
+            match, match_iou = greedy_match(boxes[d], scores[d], gt_boxes[g], 0.5)
+            tp += int((match >= 0).sum())
+            ious += match_iou[match >= 0].tolist()
+        per_image_conf.append((boxes, scores, classes, gt_boxes, gt_labels))
+    out['operating_point'] = {
+        'score_threshold': operating_threshold, 'iou_threshold': 0.5, 'true_positives': tp,
+        'precision': tp / n_det if n_det else 0.0, 'recall': tp / n_gt if n_gt else 0.0,
+        'mean_iou_of_matches': float(np.mean(ious)) if ious else 0.0}
+    out['confusion'] = confusion_matrix(per_image_conf, num_classes).tolist()
+    return out
+
+
+def write_report(metrics: dict, out_dir: str | Path) -> List[Path]:
+    """metrics.json, pr_curves.png and confusion.png in ``out_dir``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / 'metrics.json']
+    written[0].write_text(json.dumps(metrics, indent=2))
+    if 'pr_curves_iou50' in metrics:
+        fig, ax = plt.subplots(figsize=(6, 5))
+        recall = metrics['pr_curve_recall']
+        for name, prec in metrics['pr_curves_iou50'].items():
+            if max(prec) > -1:
+                ap = metrics['per_class'][name]['AP50']
+                ax.plot(recall, np.clip(prec, 0, None), label=f'{name} (AP50 {ap:.3f})')
+        ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1), ylim=(0, 1.02),
+               title=f'Precision-recall at IoU 0.5 (mAP50 {metrics["mAP50"]:.3f})')
+        ax.legend(fontsize=8, loc='lower left')
+        fig.tight_layout()
+        fig.savefig(out_dir / 'pr_curves.png', dpi=100)
+        plt.close(fig)
+        written.append(out_dir / 'pr_curves.png')
+    conf = np.asarray(metrics['confusion'])
+    names = list(metrics['classes']) + ['background']
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.6 * len(names)))
+    ax.imshow(conf, cmap='Blues')
+    ax.set_xticks(range(len(names)), names, rotation=45, ha='right')
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel='predicted', ylabel='ground truth',
+           title=f'Confusion at score >= {metrics["operating_point"]["score_threshold"]}, IoU 0.5')
+    for (r, c), v in np.ndenumerate(conf):
+        ax.text(c, r, str(v), ha='center', va='center', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / 'confusion.png', dpi=100)
+    plt.close(fig)
+    written.append(out_dir / 'confusion.png')
+    return written

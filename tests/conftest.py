@@ -1,0 +1,158 @@
+"""Shared test set-up: markers by area, an isolated ROS domain, and helpers to run real node processes.
+
+Markers (set from the file name, so every contributor's tests are sorted the same way):
+  core        ROS-free and torch-free: runs in every environment, numpy 1.21 included
+  ros         needs the ROS 2 wheels (rclpy, messages)
+  integration real node processes talking over DDS
+  training    needs torch (aiat_training)
+  sim         needs PyBullet
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+MARKERS_BY_FILE = {
+    'core': ['test_msg_conversions*', 'test_bundle*', 'test_inference*', 'test_decode*',
+             'test_latency*', 'test_matching*', 'test_launch_graph*', 'test_preprocess*',
+             'test_package_layout*'],
+    'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
+                 'test_detect_cli*'],
+    'sim': ['test_sim_*'],
+}
+
+# Keep every test's DDS traffic on this host and away from other runs on the same machine.
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('PYTHONUNBUFFERED', '1')
+
+
+def pytest_configure(config):
+    for name, text in [('core', 'ROS-free, torch-free core'), ('ros', 'needs ROS 2 wheels'),
+                       ('integration', 'real node processes over DDS'),
+                       ('training', 'needs torch'), ('sim', 'needs PyBullet'),
+                       ('slow', 'takes more than ~30 s')]:
+        config.addinivalue_line('markers', f'{name}: {text}')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        for marker, patterns in MARKERS_BY_FILE.items():
+            if any(fnmatch.fnmatch(path.name, p) for p in patterns):
+                item.add_marker(marker)
+        if 'integration' in path.parts:
+            item.add_marker('integration')
+            item.add_marker('ros')
+
+
+@pytest.fixture(scope='session')
+def rclpy_session():
+    """rclpy initialised once for the test process, with the project's DDS settings."""
+    from aiat_perception.nodes.common import configure_dds
+    configure_dds()
+    import rclpy
+    rclpy.init()
+    yield rclpy
+    rclpy.try_shutdown()
+
+
+@pytest.fixture
+def test_node(rclpy_session, request):
+    node = rclpy_session.create_node('test_' + request.node.name.split('[')[0][:40].replace('-', '_'))
+    yield node
+    node.destroy_node()
+
+
+def spin_until(node, predicate, timeout: float, period: float = 0.02) -> bool:
+    import rclpy
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=period)
+        if predicate():
+            return True
+    return False
+
+
+class NodeProcess:
+    """A node (or any module) in its own Python process; its output goes to a log file."""
+
+    def __init__(self, module: str, *args: str, params: dict | None = None,
+                 remap: dict | None = None, log_dir: Path | None = None, env: dict | None = None,
+                 python: str | None = None):
+        cmd = [python or sys.executable, '-m', module, *args]
+        ros_args = []
+        for key, value in (params or {}).items():
+            if isinstance(value, bool):
+                value = 'true' if value else 'false'
+            elif isinstance(value, (list, tuple)):
+                value = '[' + ','.join(repr(v) if isinstance(v, str) else str(v) for v in value) + ']'
+            ros_args += ['-p', f'{key}:={value}']
+        for src, dst in (remap or {}).items():
+            ros_args += ['-r', f'{src}:={dst}']
+        if ros_args:
+            cmd += ['--ros-args', *ros_args]
+        self.cmd = cmd
+        log_dir = Path(log_dir or '/tmp')
+        self.log_path = log_dir / f'{module.rsplit(".", 1)[-1]}-{os.getpid()}-{time.monotonic_ns()}.log'
+        self.log = open(self.log_path, 'w')
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env,
+                                     cwd=str(ROOT), start_new_session=True)
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors='replace')
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@pytest.fixture
+def start_node(tmp_path):
+    started = []
+
+    def start(module, *args, **kwargs):
+        kwargs.setdefault('log_dir', tmp_path)
+        proc = NodeProcess(module, *args, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        code = proc.stop()
+        if code not in (0, None, -2, 130) or os.environ.get('AIAT_SHOW_NODE_LOGS'):
+            print(f'--- {proc.cmd} exited {code}; log:\n{proc.output()[-4000:]}')
