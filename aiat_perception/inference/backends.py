@@ -76,15 +76,18 @@ class OnnxRuntimeBackend(Backend):
 
     Options: ``device`` ('auto' = best available provider, 'cpu', 'cuda', 'tensorrt'),
     ``providers`` (explicit ORT provider list, overrides ``device``), ``intra_op_threads``,
-    ``inter_op_threads`` (0 = ORT default), ``device_id``, ``trt_fp16``, ``trt_cache_dir``.
+    ``inter_op_threads`` (0 = ORT default), ``allow_spinning`` (default False: ORT's worker
+    threads then do not busy-wait after a run, which on a loaded vehicle CPU starves the other
+    nodes and our own preprocessing; see benchmarks/inference.py --spinning), ``device_id``,
+    ``trt_fp16``, ``trt_cache_dir``.
     """
 
     name = 'onnxruntime'
 
     def __init__(self, bundle: Bundle, device: str = 'auto',
                  providers: Optional[Sequence[Any]] = None, intra_op_threads: int = 0,
-                 inter_op_threads: int = 0, device_id: int = 0, trt_fp16: bool = False,
-                 trt_cache_dir: Optional[str] = None):
+                 inter_op_threads: int = 0, allow_spinning: bool = False, device_id: int = 0,
+                 trt_fp16: bool = False, trt_cache_dir: Optional[str] = None):
         super().__init__(bundle)
         import onnxruntime as ort
 
@@ -95,6 +98,9 @@ class OnnxRuntimeBackend(Backend):
         options.intra_op_num_threads = int(intra_op_threads)
         options.inter_op_num_threads = int(inter_op_threads)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not allow_spinning:
+            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+            options.add_session_config_entry('session.inter_op.allow_spinning', '0')
         try:
             self.session = ort.InferenceSession(str(bundle.onnx_path), sess_options=options,
                                                 providers=list(providers))

@@ -55,32 +55,52 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(union > 0, inter / union, 0.0)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
+        max_keep: Optional[int] = None, class_ids: Optional[np.ndarray] = None) -> np.ndarray:
     """Greedy NMS; indices of kept boxes by descending score. A box is dropped when its IoU with
-    a kept, higher-scoring box is greater than ``iou_threshold`` (torchvision.ops.nms semantics).
+    a kept, higher-scoring box (of the same class, if ``class_ids`` is given) is greater than
+    ``iou_threshold`` (torchvision.ops.nms / batched_nms semantics). ``max_keep`` stops once that
+    many boxes are kept (the same first boxes, less work).
     """
-    # Hand-written: OpenCV's NMSBoxes takes xywh ints/floats with extra thresholds and differs in
-    # edge cases; torchvision needs torch. One IoU matrix and a boolean sweep stay vectorised.
-    if len(boxes) == 0:
-        return np.zeros((0,), np.int64)
+    # Hand-written: OpenCV's NMSBoxes has other conventions (xywh, its own score threshold) and
+    # torchvision needs torch. One vectorised IoU row per kept box; no K x K matrix.
     order = np.argsort(-scores, kind='stable')
-    iou = box_iou(boxes[order], boxes[order]) > iou_threshold
-    keep = np.ones(len(order), bool)
-    for i in range(len(order)):
-        if keep[i]:
-            keep[i + 1:] &= ~iou[i, i + 1:]
-    return order[keep]
+    b = boxes[order].astype(np.float32)
+    cls = None if class_ids is None else np.asarray(class_ids)[order]
+    x1, y1, x2, y2 = (np.ascontiguousarray(b[:, k]) for k in range(4))
+    areas = (x2 - x1) * (y2 - y1)
+    rest = np.arange(len(order))
+    alive = np.ones(len(order), bool)
+    keep = []
+    while len(rest) and (max_keep is None or len(keep) < max_keep):
+        i, rest = rest[0], rest[1:]
+        keep.append(i)
+        if not len(rest):
+            break
+        if cls is not None:
+            same = rest[cls[rest] == cls[i]]       # only these can be suppressed by box i
+        else:
+            same = rest
+        if not len(same):
+            continue
+        w = np.minimum(x2[i], x2[same]) - np.maximum(x1[i], x1[same])
+        h = np.minimum(y2[i], y2[same]) - np.maximum(y1[i], y1[same])
+        inter = np.maximum(w, 0) * np.maximum(h, 0)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            iou = inter / (areas[i] + areas[same] - inter)   # NaN (zero-area pair) never suppresses
+        hit = iou > iou_threshold
+        if cls is None:
+            rest = rest[~hit]
+        elif hit.any():
+            alive[same[hit]] = False
+            rest = rest[alive[rest]]
+    return order[np.asarray(keep, dtype=np.int64)]
 
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
-                iou_threshold: float) -> np.ndarray:
+                iou_threshold: float, max_keep: Optional[int] = None) -> np.ndarray:
     """Class-aware NMS: boxes of different classes never suppress each other."""
-    if len(boxes) == 0:
-        return np.zeros((0,), np.int64)
-    # Shift each class into its own region of the plane so one NMS pass does all classes.
-    span = float(boxes.max() - min(boxes.min(), 0.0)) + 1.0
-    shifted = boxes + (class_ids.astype(boxes.dtype) * span)[:, None]
-    return nms(shifted, scores, iou_threshold)
+    return nms(boxes, scores, iou_threshold, max_keep, class_ids)
 
 
 class GflDecoder:
@@ -140,20 +160,21 @@ class GflDecoder:
         if box_dist.shape[1] != 4 * self.bins:
             raise ValueError(f'box_dist has {box_dist.shape[1]} values per cell, expected '
                              f'4 x {self.bins} bins')
-        cells, classes = np.nonzero(scores > score_threshold)
-        if len(cells) == 0:
+        # flat indices: 2-D np.nonzero is ~15x slower than flatnonzero on [3549, 80]
+        flat = np.flatnonzero(scores > score_threshold)
+        if len(flat) == 0:
             return Detections.empty(self.class_names)
-        cand_scores = scores[cells, classes].astype(np.float32)
+        cells, classes = np.divmod(flat, scores.shape[1])
+        cand_scores = scores.reshape(-1)[flat].astype(np.float32)
         if len(cand_scores) > pre_nms_top_k:
             top = np.argpartition(-cand_scores, pre_nms_top_k - 1)[:pre_nms_top_k]
             cells, classes, cand_scores = cells[top], classes[top], cand_scores[top]
         unique_cells, inverse = np.unique(cells, return_inverse=True)
         boxes = self.boxes(box_dist, unique_cells)[inverse.reshape(-1)]
         if class_agnostic:
-            keep = nms(boxes, cand_scores, nms_iou_threshold)
+            keep = nms(boxes, cand_scores, nms_iou_threshold, max_detections)
         else:
-            keep = batched_nms(boxes, cand_scores, classes, nms_iou_threshold)
-        keep = keep[:max_detections]
+            keep = batched_nms(boxes, cand_scores, classes, nms_iou_threshold, max_detections)
         boxes = boxes[keep]
         if transform is not None:
             boxes = transform.to_original(boxes)

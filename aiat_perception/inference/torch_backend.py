@@ -41,9 +41,9 @@ class TorchBackend(Backend):
         self.source = 'module'
         if module is None:
             module = self._load(model_file)
-        self.module = module.to(self._device) if hasattr(module, 'to') else module
-        if hasattr(self.module, 'eval'):
-            self.module.eval()
+        else:
+            module = module.to(self._device).eval()
+        self.module = module
         b = bundle
         self._input = TensorInfo(b.input.name, ('batch', b.input.channels, b.input.height, b.input.width))
         self._outputs = {out.name: TensorInfo(out.name, tuple(out.shape)) for out in b.outputs.values()}
@@ -63,8 +63,12 @@ class TorchBackend(Backend):
         self.source = str(path)
         try:
             if path.suffix == '.pt2':
-                return torch.export.load(str(path)).module()
-            return torch.jit.load(str(path), map_location=self._device)
+                program = torch.export.load(str(path))
+                if self._device.type != 'cpu':
+                    from torch.export.passes import move_to_device_pass
+                    program = move_to_device_pass(program, self._device)
+                return program.module()   # already inference-only; eval() is not supported on it
+            return torch.jit.load(str(path), map_location=self._device).eval()
         except Exception as exc:
             raise BundleError(f'{path}: cannot load torch model ({type(exc).__name__}: {exc})')
 

@@ -63,10 +63,15 @@ def ns_to_stamp(ns: int, stamp=None):
     return stamp
 
 
-def run_node(factory: Callable, args=None, threads: int = 2) -> int:
-    """Create the node with ``factory()``, spin it until Ctrl-C / shutdown, and clean up.
+def finish(node, exit_code: int = 0) -> None:
+    """Ask :func:`run_node` to stop spinning ``node`` and exit with ``exit_code``."""
+    node.aiat_exit_code = exit_code
 
-    A :class:`ParameterError` from the factory stops the process with exit code 2 and its message.
+
+def run_node(factory: Callable, args=None, threads: int = 2) -> int:
+    """Create the node with ``factory()``, spin it until Ctrl-C, shutdown or :func:`finish`, and
+    clean up. A :class:`ParameterError` from the factory stops the process with exit code 2 and its
+    message.
     """
     configure_dds()
     import rclpy
@@ -78,7 +83,9 @@ def run_node(factory: Callable, args=None, threads: int = 2) -> int:
         node = factory()
         executor = MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
-        executor.spin()
+        while rclpy.ok() and getattr(node, 'aiat_exit_code', None) is None:
+            executor.spin_once(timeout_sec=0.1)
+        return getattr(node, 'aiat_exit_code', None) or 0
     except ParameterError as exc:
         print(f'[{getattr(node, "get_name", lambda: "aiat")()}] invalid parameters: {exc}',
               file=sys.stderr, flush=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from aiat_perception.nodes.common import run_node, sensor_qos, stamp_to_ns
+from aiat_perception.nodes.common import finish, run_node, sensor_qos, stamp_to_ns
 
 
 def format_detections(msg, latency_ms: float) -> str:
@@ -53,7 +53,7 @@ def make_node():
             else:
                 print(format_detections(msg, latency_ms), flush=True)
             if self.max_messages and self.received >= self.max_messages:
-                raise SystemExit(0)
+                finish(self)
 
     return DetectionListener()
 

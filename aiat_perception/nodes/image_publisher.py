@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aiat_perception.nodes.common import ParameterError, run_node, sensor_qos
+from aiat_perception.nodes.common import finish, ParameterError, run_node, sensor_qos
 
 
 def load_frames(paths, video: str, max_video_frames: int, width: int, height: int) -> list:
@@ -92,7 +92,8 @@ def make_node():
             if self.count and self.sent >= self.count:
                 self.timer.cancel()
                 self.get_logger().info(f'published {self.sent} frames, done')
-                raise SystemExit(0)
+                finish(self)
+                return
             msg = next(self.cycle)
             msg.header.stamp = self.get_clock().now().to_msg()
             self.publisher.publish(msg)

@@ -2,7 +2,10 @@
 ground and road. Every function takes the physics client id and returns body ids."""
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -26,6 +29,25 @@ def local_box(client: int, body: int) -> Tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+@contextlib.contextmanager
+def quiet_stdout():
+    """Silence Bullet's C-level URDF importer warnings (printed straight to file descriptor 1)."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def set_color(client: int, body: int, rgba: Sequence[float]) -> None:
     for link in [-1] + list(range(p.getNumJoints(body, physicsClientId=client))):
         p.changeVisualShape(body, link, rgbaColor=list(rgba), physicsClientId=client)
@@ -35,8 +57,9 @@ def load_mesh(client: int, asset: str, scale: Optional[float] = None) -> int:
     spec = ASSETS[asset]
     scale = spec.scale if scale is None else scale
     if spec.urdf is not None:
-        body = p.loadURDF(spec.urdf, [0, 0, 0], [0, 0, 0, 1], useFixedBase=True, globalScaling=scale,
-                          physicsClientId=client)
+        with quiet_stdout():
+            body = p.loadURDF(spec.urdf, [0, 0, 0], [0, 0, 0, 1], useFixedBase=True, globalScaling=scale,
+                              physicsClientId=client)
     elif asset == 'pedestrian':
         body = pedestrian(client, scale)
     elif asset == 'traffic_cone':
@@ -81,11 +104,12 @@ def pedestrian(client: int, scale: float = 1.0,
 
 def _person_body(client, collisions, visuals, parts) -> int:
     # The base (torso) is placed at its own centre; links are offsets from it.
+    # The base frame sits at the torso centre and stays at the origin until the actor is placed.
     base_pos = np.array(parts[0][2], dtype=float)
     n = len(parts) - 1
     body = p.createMultiBody(
         baseMass=0, baseCollisionShapeIndex=collisions[0], baseVisualShapeIndex=visuals[0],
-        basePosition=list(base_pos),
+        basePosition=[0, 0, 0],
         linkMasses=[0] * n, linkCollisionShapeIndices=collisions[1:], linkVisualShapeIndices=visuals[1:],
         linkPositions=[list(np.array(part[2]) - base_pos) for part in parts[1:]],
         linkOrientations=[[0, 0, 0, 1]] * n,
@@ -122,8 +146,8 @@ def photo_quad(client: int, texture_id: int, width: float, height: float, thickn
     faces; seen from +x the texture is upright and not mirrored."""
     w, h = width / 2.0, height
     front = [(0.0, -w, 0.0), (0.0, w, 0.0), (0.0, w, h), (0.0, -w, h)]
-    uvs = [(0.0, 1.0), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]
-    back_uvs = [(1.0, 1.0), (0.0, 1.0), (0.0, 0.0), (1.0, 0.0)]
+    uvs = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    back_uvs = [(1.0, 0.0), (0.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
     vertices = front + front
     normals = [(1.0, 0.0, 0.0)] * 4 + [(-1.0, 0.0, 0.0)] * 4
     indices = [0, 1, 2, 0, 2, 3, 4, 6, 5, 4, 7, 6]

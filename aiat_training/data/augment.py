@@ -13,8 +13,13 @@ import numpy as np
 from aiat_training.config import AugmentationSection
 
 
-def build_augmentation(cfg: AugmentationSection | None = None, seed: int | None = None) -> A.Compose:
-    """The augmentation pipeline; call it with ``image=, bboxes=, labels=, is_ignore=``."""
+def build_augmentation(cfg: AugmentationSection | None = None, seed: int | None = None,
+                       size: tuple[int, int] | None = None) -> A.Compose:
+    """The augmentation pipeline; call it with ``image=, bboxes=, labels=, is_ignore=``.
+
+    ``size`` (height, width): the crop is resized back to it (the network input size); without it
+    a crop leaves a smaller image.
+    """
     cfg = cfg or AugmentationSection()
     transforms = []
     if cfg.enabled:
@@ -22,6 +27,8 @@ def build_augmentation(cfg: AugmentationSection | None = None, seed: int | None 
             f = cfg.crop.max_fraction
             transforms.append(A.RandomCropFromBorders(crop_left=f, crop_right=f, crop_top=f,
                                                       crop_bottom=f, p=cfg.crop.p))
+            if size is not None:
+                transforms.append(A.Resize(height=size[0], width=size[1]))
         if cfg.flip.p > 0:
             transforms.append(A.HorizontalFlip(p=cfg.flip.p))
         if cfg.scale.p > 0 and cfg.scale.range > 0:
@@ -52,7 +59,7 @@ def build_augmentation(cfg: AugmentationSection | None = None, seed: int | None 
                                               hole_width_range=(c.max_size / 4, c.max_size),
                                               fill=0, p=c.p))
     return A.Compose(
-        transforms,
+        transforms or [A.NoOp()],
         bbox_params=A.BboxParams(format='pascal_voc', label_fields=['labels', 'is_ignore'],
                                  min_visibility=cfg.min_visibility, min_width=cfg.min_size,
                                  min_height=cfg.min_size, clip=True, filter_invalid_bboxes=True),

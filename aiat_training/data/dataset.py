@@ -66,6 +66,7 @@ class DetectionDataset:
     source: str = ''                      # e.g. 'kitti:/data/kitti/training'
     issues: list[ReadIssue] = field(default_factory=list)
     dropped_boxes: dict[str, int] = field(default_factory=dict)   # class -> boxes dropped by mapping
+    mapped: bool = False     # class_names are a model's classes (from a class mapping)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -34,8 +34,8 @@ class TrainingDataset(Dataset):
                  seed: int | None = None):
         self.dataset = dataset
         self.input = input_cfg or InputSection()
-        self.seed = seed
-        self.transform = (build_augmentation(augmentation, seed=seed)
+        self.transform = (build_augmentation(augmentation, seed=seed,
+                                             size=(self.input.height, self.input.width))
                           if augment and (augmentation is None or augmentation.enabled) else None)
         self.mean = np.asarray(self.input.mean, np.float32)
         self.inv_std = 1.0 / np.asarray(self.input.std, np.float32)

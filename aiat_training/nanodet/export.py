@@ -25,8 +25,14 @@ BGR_MEAN = (103.53, 116.28, 123.675)
 BGR_STD = (57.375, 57.12, 58.395)
 
 
-class _ScoresAndBoxes(nn.Module):
-    """The exported computation: class probabilities and raw box-distribution logits."""
+TORCH_PROGRAM_FILE = 'model.pt2'      # read by aiat_perception.inference.torch_backend
+
+
+class ScoresAndBoxes(nn.Module):
+    """The exported computation: class probabilities and raw box-distribution logits.
+
+    Equivalent to the bundle's ONNX graph, so it can serve as the torch backend's ``module=``.
+    """
 
     def __init__(self, model: NanoDet):
         super().__init__()
@@ -37,13 +43,29 @@ class _ScoresAndBoxes(nn.Module):
         return torch.sigmoid(cls_logits), box_logits
 
 
+def inference_module(model: NanoDet) -> ScoresAndBoxes:
+    """``model`` (shared, not copied) mapping images to (scores, box_dist) like the ONNX graph."""
+    return ScoresAndBoxes(model)
+
+
+def export_torch_program(model: NanoDet, path: Union[str, Path],
+                         input_size: Tuple[int, int] = (416, 416)) -> Path:
+    """Save ``torch.export`` of the bundle computation (dynamic batch) for the torch backend."""
+    module = ScoresAndBoxes(copy.deepcopy(model).float().cpu().eval())
+    example = torch.zeros(2, 3, *input_size)      # batch 2: a batch of 1 would be specialised
+    program = torch.export.export(module, (example,),
+                                  dynamic_shapes={'images': {0: torch.export.Dim('batch', min=1)}})
+    torch.export.save(program, str(path))
+    return Path(path)
+
+
 def export_onnx(model: NanoDet, onnx_path: Union[str, Path], input_size: Tuple[int, int] = (416, 416),
                 opset: int = 17, simplify: bool = True) -> Dict[str, Any]:
     """Write the ONNX file; returns notes for the provenance (exporter, whether onnxsim ran)."""
     import onnx
 
     height, width = input_size
-    export_model = _ScoresAndBoxes(copy.deepcopy(model).float().cpu().eval())
+    export_model = ScoresAndBoxes(copy.deepcopy(model).float().cpu().eval())
     dummy = torch.zeros(1, 3, height, width)
     onnx_path = Path(onnx_path)
     with warnings.catch_warnings():
@@ -95,10 +117,12 @@ def export_bundle(model: NanoDet, out_dir: Union[str, Path], class_names: Sequen
                   input_size: Tuple[int, int] = (416, 416), score_threshold: float = 0.35,
                   nms_iou_threshold: float = 0.6, provenance: Optional[Dict[str, Any]] = None,
                   opset: int = 17, *, name: Optional[str] = None, max_detections: int = 100,
-                  resize: str = 'stretch', simplify: bool = True) -> Path:
+                  resize: str = 'stretch', simplify: bool = True,
+                  torch_program: bool = False) -> Path:
     """Export ``model`` as a bundle directory at ``out_dir`` and return its path.
 
     ``input_size`` is (height, width), each a multiple of the largest stride (32).
+    ``torch_program`` also saves ``model.pt2`` (torch.export) for the torch backend.
     """
     class_names = list(class_names)
     if len(class_names) != model.num_classes:
@@ -117,4 +141,9 @@ def export_bundle(model: NanoDet, out_dir: Union[str, Path], class_names: Sequen
         meta = bundle_metadata(class_names, (height, width), model.reg_max, model.strides,
                                score_threshold, nms_iou_threshold, name or out_dir.name,
                                provenance, max_detections, resize)
-        return Path(write_bundle(out_dir, onnx_path, meta))
+        out_dir = Path(write_bundle(out_dir, onnx_path, meta))
+    if torch_program:
+        export_torch_program(model, out_dir / TORCH_PROGRAM_FILE, (height, width))
+    elif (out_dir / TORCH_PROGRAM_FILE).is_file():
+        (out_dir / TORCH_PROGRAM_FILE).unlink()     # from an earlier export: it would not match
+    return out_dir

@@ -10,7 +10,6 @@ outputs are then reproduced exactly, fine-tuning can keep these statistics froze
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np

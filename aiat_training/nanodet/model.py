@@ -134,7 +134,7 @@ class NanoDetHead(nn.Module):
         for tower, pred, x in zip(self.cls_convs, self.gfl_cls, features):
             outputs.append(pred(tower(x)).flatten(2))       # [B, C + 4 bins, H*W], row-major cells
         out = torch.cat(outputs, dim=2).permute(0, 2, 1)    # [B, N, C + 4 bins]
-        return out[..., :self.num_classes], out[..., self.num_classes:]
+        return out[..., :self.num_classes].contiguous(), out[..., self.num_classes:].contiguous()
 
     def init_weights(self) -> None:
         for m in self.gfl_cls:

@@ -26,7 +26,7 @@ def default_bundle_path() -> Path:
 def ensure_pretrained_bundle(path: Optional[Union[str, Path]] = None) -> Path:
     """Directory of the pretrained COCO bundle; imported and exported once if not valid there."""
     path = Path(path) if path is not None else default_bundle_path()
-    if (path / 'bundle.yaml').is_file():
+    if (path / 'bundle.yaml').is_file() and (path / 'model.pt2').is_file():
         try:
             load_bundle(path)
             return path
@@ -47,7 +47,8 @@ def ensure_pretrained_bundle(path: Optional[Union[str, Path]] = None) -> Path:
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f'.{path.name}-') as tmp:
         staged = export_bundle(model, Path(tmp) / path.name, COCO_CLASSES, input_size=INPUT_SIZE,
                                score_threshold=0.35, nms_iou_threshold=0.6,
-                               provenance=provenance, name=BUNDLE_NAME)
+                               provenance=provenance, name=BUNDLE_NAME,
+                               torch_program=True)
         if path.exists():
             shutil.rmtree(path)
         staged.replace(path)

@@ -1,210 +1,178 @@
-"""The training sections of an ``aiat-train fit`` config, validated into dataclasses.
+"""The ``aiat-train fit`` config: the data contributor's :class:`~aiat_training.config.TrainingConfig`
+(data, class_mapping, split, augmentation, input) plus the sections of training proper, composed by
+subclassing (same validation, same ``<file>: <key>: <problem>`` errors, same documentation style).
 
-A training YAML holds the data contributor's sections (``data``, class mapping, ``augmentation``;
-see :mod:`aiat_training.config`) and these sections, each optional (defaults below):
-
-```yaml
-model:
-  input_size: [416, 416]   # network input [height, width]; multiples of 32 keep every grid whole
-  strategy: finetune_all   # head_only | early_layers | finetune_all | scratch
-                           #   head_only:    pretrained weights, only the detection head trains
-                           #   early_layers: pretrained; the first `frozen_stages` backbone stages stay frozen
-                           #   finetune_all: pretrained; everything trains (optionally layer-wise LR decay)
-                           #   scratch:      same architecture, random init, ordinary BatchNorm
-  frozen_stages: 2         # early_layers only: blocks kept frozen from the input (stem = 1, stage1..4 = 2..5)
-  layer_lr_decay: 1.0      # finetune_all: LR factor per block, from the head towards the input (1 = off)
-  pretrained: coco         # 'coco' = imported NanoDet COCO weights, or a path to a checkpoint (.pt)
-  reg_max: 10              # box bins per side minus one (the pretrained head has 10)
-loss:
-  qfl_weight: 1.0          # quality focal loss
-  dfl_weight: 0.25         # distribution focal loss
-  giou_weight: 2.0         # GIoU loss
-  atss_topk: 9             # ATSS candidates per level and box
-  anchor_scale: 5.0        # ATSS prior box side = anchor_scale * stride
-optimizer:
-  type: adamw              # adamw | sgd
-  lr: 0.001                # peak learning rate (after warm-up)
-  weight_decay: 0.05       # not applied to biases and normalisation weights
-  momentum: 0.9            # sgd momentum / adamw beta1
-  grad_clip: 35.0          # max gradient norm (0 = off)
-schedule:
-  epochs: 30
-  warmup_iters: 300        # linear warm-up from warmup_start_factor * lr (capped at one third of the run)
-  warmup_start_factor: 0.1
-  min_lr_ratio: 0.05       # cosine decays to min_lr_ratio * lr at the last iteration
-train:
-  batch_size: 16
-  num_workers: 2
-  seed: 0
-  amp: auto                # auto (CUDA fp16 autocast on GPU, off on CPU) | off | fp16 | bf16
-  ema: true                # keep an exponential moving average of the weights (evaluated and exported)
-  ema_decay: 0.9998
-  max_iters_per_epoch: 0   # > 0 truncates each epoch (smoke tests)
-  eval_every: 1            # validate every N epochs (0 = never)
-  log_every: 10            # scalars to TensorBoard every N iterations
-  log_images: 4            # validation images with boxes per evaluation in TensorBoard
-  device: auto             # auto | cpu | cuda | cuda:N
-output:
-  dir: runs/train          # checkpoints, TensorBoard logs, exported bundle
-```
+The reference of every key: ``docs/training_fit_config.md`` (``python -m aiat_training.train.config
+--write-docs docs/training_fit_config.md``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Literal, Optional
 
-STRATEGIES = ('head_only', 'early_layers', 'finetune_all', 'scratch')
-OPTIMIZERS = ('adamw', 'sgd')
-AMP_MODES = ('auto', 'off', 'fp16', 'bf16')
-TRAIN_SECTIONS = ('model', 'loss', 'optimizer', 'schedule', 'train', 'output')
+import yaml
+from pydantic import Field, ValidationError
 
+from aiat_training.config import (ConfigError, Section, TrainingConfig, _format_errors, _rows,
+                                  PATH_KEYS)
 
-class TrainConfigError(ValueError):
-    """A bad training config: the message names the file, the key and the problem."""
-
-
-@dataclass
-class ModelSection:
-    input_size: list = field(default_factory=lambda: [416, 416])
-    strategy: str = 'finetune_all'
-    frozen_stages: int = 2
-    layer_lr_decay: float = 1.0
-    pretrained: str = 'coco'
-    reg_max: int = 10
+DOCS_PATH = Path(__file__).resolve().parents[2] / 'docs' / 'training_fit_config.md'
 
 
-@dataclass
-class LossSection:
-    qfl_weight: float = 1.0
-    dfl_weight: float = 0.25
-    giou_weight: float = 2.0
-    atss_topk: int = 9
-    anchor_scale: float = 5.0
+class ModelSection(Section):
+    strategy: Literal['head_only', 'early_layers', 'finetune_all', 'scratch'] = Field(
+        'finetune_all', description='Transfer strategy. head_only: pretrained weights, only the detection '
+        'head trains. early_layers: pretrained; the first `frozen_stages` blocks stay frozen, the rest '
+        'trains. finetune_all: pretrained; everything trains (optionally with layer_lr_decay). scratch: '
+        'the same architecture from random initialisation with ordinary (training-mode) BatchNorm.')
+    frozen_stages: int = Field(2, ge=0, le=5, description='early_layers: blocks kept frozen counted from '
+                               'the input (1 = stem, 2..5 = backbone stage1..stage4).')
+    layer_lr_decay: float = Field(1.0, gt=0, le=1, description='finetune_all: block k counted from the '
+                                  'head (head = 0, neck = 1, stage4 = 2, ...) trains at lr * decay^k; '
+                                  '1 = one learning rate.')
+    pretrained: str = Field('coco', description='Start weights for the pretrained strategies: `coco` = the '
+                            'imported NanoDet COCO model (head rows of classes that exist in COCO are '
+                            'kept), or a path to an aiat-train checkpoint (.pt; its EMA weights). '
+                            'Relative to the config file.')
+    coco_mapping: dict[str, Optional[str]] = Field(
+        default_factory=dict, description='Model class -> COCO class whose pretrained head row it '
+        'starts from (null = fresh row); classes not listed are matched by name/alias.')
+    reg_max: int = Field(10, ge=1, le=32, description='Box-distribution bins per side minus one; '
+                         'must be 10 for the pretrained strategies.')
 
 
-@dataclass
-class OptimizerSection:
-    type: str = 'adamw'
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9
-    grad_clip: float = 35.0
+class LossSection(Section):
+    qfl_weight: float = Field(1.0, ge=0, description='Weight of the quality focal loss (classification).')
+    dfl_weight: float = Field(0.25, ge=0, description='Weight of the distribution focal loss (box bins).')
+    giou_weight: float = Field(2.0, ge=0, description='Weight of the GIoU box loss.')
+    atss_topk: int = Field(9, ge=1, description='ATSS: candidate cells per level and box.')
+    anchor_scale: float = Field(5.0, gt=0, description='ATSS: side of each cell\'s prior box in strides.')
 
 
-@dataclass
-class ScheduleSection:
-    epochs: int = 30
-    warmup_iters: int = 300
-    warmup_start_factor: float = 0.1
-    min_lr_ratio: float = 0.05
+class OptimizerSection(Section):
+    type: Literal['adamw', 'sgd'] = Field('adamw', description='Optimiser.')
+    lr: float = Field(1e-3, gt=0, description='Peak learning rate (reached after warm-up).')
+    weight_decay: float = Field(0.05, ge=0, description='Weight decay on conv/linear weights (not biases '
+                                'or normalisation parameters).')
+    momentum: float = Field(0.9, ge=0, lt=1, description='SGD momentum (Nesterov) / AdamW beta1.')
+    grad_clip: float = Field(35.0, ge=0, description='Clip the gradient norm to this (0 = off).')
 
 
-@dataclass
-class TrainSection:
-    batch_size: int = 16
-    num_workers: int = 2
-    seed: int = 0
-    amp: str = 'auto'
-    ema: bool = True
-    ema_decay: float = 0.9998
-    max_iters_per_epoch: int = 0
-    eval_every: int = 1
-    log_every: int = 10
-    log_images: int = 4
-    device: str = 'auto'
+class ScheduleSection(Section):
+    epochs: int = Field(30, ge=1, description='Training epochs.')
+    warmup_iters: int = Field(300, ge=0, description='Linear warm-up iterations (capped at a third of '
+                              'the run).')
+    warmup_start_factor: float = Field(0.1, gt=0, le=1, description='Warm-up starts at this fraction of lr.')
+    min_lr_ratio: float = Field(0.05, ge=0, le=1, description='Cosine decay ends at this fraction of lr.')
 
 
-@dataclass
-class OutputSection:
-    dir: str = 'runs/train'
+class TrainSection(Section):
+    batch_size: int = Field(16, ge=1, description='Images per step (per GPU under torchrun).')
+    num_workers: int = Field(2, ge=0, description='DataLoader worker processes (0 = load in the main process).')
+    seed: int = Field(0, description='Seed of python/numpy/torch RNGs and of the shuffling; the same '
+                      'seed gives the same run (also across --resume).')
+    amp: Literal['auto', 'off', 'fp16', 'bf16'] = Field(
+        'auto', description='Mixed precision: auto = fp16 autocast + grad scaling on CUDA, off on CPU; '
+        'bf16 = bfloat16 autocast (CPU or GPU).')
+    ema: bool = Field(True, description='Keep an exponential moving average of the weights; it is what '
+                      'is validated, kept as best and exported.')
+    ema_decay: float = Field(0.9998, gt=0, lt=1, description='EMA decay (ramped up over the first '
+                             '~2000 steps).')
+    max_iters_per_epoch: int = Field(0, ge=0, description='> 0: cut each epoch to this many iterations '
+                                     '(smoke tests, studies with a fixed budget).')
+    eval_every: int = Field(1, ge=0, description='Validate every N epochs (0 = never; best.pt then '
+                            'follows the last epoch).')
+    log_every: int = Field(10, ge=1, description='Write training scalars to TensorBoard every N iterations.')
+    log_images: int = Field(4, ge=0, description='Validation images with boxes logged per evaluation.')
+    device: str = Field('auto', description='auto | cpu | cuda | cuda:N (torchrun: the local rank\'s GPU).')
 
 
-@dataclass
-class TrainConfig:
-    model: ModelSection = field(default_factory=ModelSection)
-    loss: LossSection = field(default_factory=LossSection)
-    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
-    schedule: ScheduleSection = field(default_factory=ScheduleSection)
-    train: TrainSection = field(default_factory=TrainSection)
-    output: OutputSection = field(default_factory=OutputSection)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+class OutputSection(Section):
+    dir: Path = Field(Path('runs/train'), description='Run directory: checkpoints/ (last.pt, best.pt), '
+                      'tensorboard/, eval/, bundle/. Relative to the current directory.')
 
 
-def _coerce(value: Any, default: Any, where: str):
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise TrainConfigError(f'{where}: expected true/false, got {value!r}')
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TrainConfigError(f'{where}: expected an integer, got {value!r}')
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TrainConfigError(f'{where}: expected a number, got {value!r}')
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, (str, Path)):
-            raise TrainConfigError(f'{where}: expected a string, got {value!r}')
-        return str(value)
-    if isinstance(default, list):
-        if not isinstance(value, (list, tuple)):
-            raise TrainConfigError(f'{where}: expected a list, got {value!r}')
-        return list(value)
-    return value
+class FitConfig(TrainingConfig):
+    model: ModelSection = Field(default_factory=ModelSection, description='Network and transfer strategy.')
+    loss: LossSection = Field(default_factory=LossSection, description='Loss weights and label assignment.')
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection, description='Optimiser.')
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection, description='Epochs and learning-rate schedule.')
+    train: TrainSection = Field(default_factory=TrainSection, description='Batching, precision, EMA, logging.')
+    output: OutputSection = Field(default_factory=OutputSection, description='Where the run is written.')
 
 
-def _section(cls, data: Any, name: str, source: str):
-    if data is None:
-        return cls()
+def fit_config_from_dict(data: dict | None, source: str = '<config>',
+                         base_dir: Path | None = None) -> FitConfig:
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise TrainConfigError(f'{source}: section {name!r} must be a mapping, got {type(data).__name__}')
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise TrainConfigError(f'{source}: unknown key(s) {", ".join(f"{name}.{k}" for k in unknown)}; '
-                               f'known: {", ".join(sorted(known))}')
-    defaults = cls()
-    values = {k: _coerce(v, getattr(defaults, k), f'{source}: {name}.{k}') for k, v in data.items()}
-    return cls(**{**asdict(defaults), **values})
+        raise ConfigError(f'{source}: expected a mapping of sections at the top level')
+    try:
+        config = FitConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+    if config.model.strategy != 'scratch' and config.model.pretrained == 'coco' and config.model.reg_max != 10:
+        raise ConfigError(f'{source}: model.reg_max: the pretrained COCO head has reg_max 10, got '
+                          f'{config.model.reg_max}')
+    if base_dir is not None:
+        for section, key in PATH_KEYS:
+            part = getattr(config, section)
+            value = getattr(part, key)
+            if value is not None and not value.is_absolute():
+                setattr(part, key, base_dir / value)
+        pretrained = config.model.pretrained
+        if pretrained != 'coco' and not Path(pretrained).is_absolute():
+            config.model.pretrained = str(base_dir / pretrained)
+    return config
 
 
-def _check(cond: bool, source: str, key: str, problem: str):
-    if not cond:
-        raise TrainConfigError(f'{source}: {key}: {problem}')
+def load_fit_config(path: str | Path) -> FitConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f'{path}: config file not found') from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'{path}: not valid YAML: {exc}') from None
+    return fit_config_from_dict(data, str(path), path.parent)
 
 
-def parse_train_config(data: dict | None, source: str = '<config>') -> TrainConfig:
-    """Validate the training sections of a config mapping (other top-level keys are ignored here)."""
-    data = data or {}
-    cfg = TrainConfig(
-        model=_section(ModelSection, data.get('model'), 'model', source),
-        loss=_section(LossSection, data.get('loss'), 'loss', source),
-        optimizer=_section(OptimizerSection, data.get('optimizer'), 'optimizer', source),
-        schedule=_section(ScheduleSection, data.get('schedule'), 'schedule', source),
-        train=_section(TrainSection, data.get('train'), 'train', source),
-        output=_section(OutputSection, data.get('output'), 'output', source),
-    )
-    m, o, s, t = cfg.model, cfg.optimizer, cfg.schedule, cfg.train
-    _check(len(m.input_size) == 2 and all(isinstance(v, int) and v >= 32 for v in m.input_size),
-           source, 'model.input_size', f'expected [height, width], integers >= 32, got {m.input_size}')
-    _check(m.strategy in STRATEGIES, source, 'model.strategy', f'{m.strategy!r} not one of {STRATEGIES}')
-    _check(0 <= m.frozen_stages <= 5, source, 'model.frozen_stages', 'expected 0..5')
-    _check(0 < m.layer_lr_decay <= 1, source, 'model.layer_lr_decay', 'expected in (0, 1]')
-    _check(m.reg_max >= 1, source, 'model.reg_max', 'expected >= 1')
-    _check(o.type in OPTIMIZERS, source, 'optimizer.type', f'{o.type!r} not one of {OPTIMIZERS}')
-    _check(o.lr > 0, source, 'optimizer.lr', 'expected > 0')
-    _check(o.weight_decay >= 0, source, 'optimizer.weight_decay', 'expected >= 0')
-    _check(o.grad_clip >= 0, source, 'optimizer.grad_clip', 'expected >= 0')
-    _check(s.epochs >= 1, source, 'schedule.epochs', 'expected >= 1')
-    _check(s.warmup_iters >= 0, source, 'schedule.warmup_iters', 'expected >= 0')
-    _check(0 < s.warmup_start_factor <= 1, source, 'schedule.warmup_start_factor', 'expected in (0, 1]')
-    _check(0 <= s.min_lr_ratio <= 1, source, 'schedule.min_lr_ratio', 'expected in [0, 1]')
-    _check(t.batch_size >= 1, source, 'train.batch_size', 'expected >= 1')
-    _check(t.num_workers >= 0, source, 'train.num_workers', 'expected >= 0')
-    _check(t.amp in AMP_MODES, source, 'train.amp', f'{t.amp!r} not one of {AMP_MODES}')
-    _check(0 < t.ema_decay < 1, source, 'train.ema_decay', 'expected in (0, 1)')
-    return cfg
+def render_docs() -> str:
+    lines = ['# `aiat-train fit` configuration reference', '',
+             '<!-- generated by `python -m aiat_training.train.config --write-docs '
+             'docs/training_fit_config.md`; do not edit by hand -->', '',
+             'The data sections (`data`, `class_mapping`, `split`, `augmentation`, `input`) are described '
+             'in `docs/training_config.md`; this file adds the training sections below. Every key is '
+             'optional; unknown keys are errors. Example: `config/fit_example.yaml`.', '']
+    base = set(TrainingConfig.model_fields)
+    for name, info in FitConfig.model_fields.items():
+        if name in base:
+            continue
+        lines += [f'## `{name}`', '', info.description or '', '',
+                  '| key | type | default | constraint | meaning |', '|---|---|---|---|---|']
+        _rows(info.annotation, f'{name}.', lines)
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m aiat_training.train.config')
+    parser.add_argument('--write-docs', type=Path, help='write the Markdown key reference here')
+    parser.add_argument('--check', type=Path, help='validate this fit config file')
+    args = parser.parse_args(argv)
+    if args.write_docs:
+        args.write_docs.write_text(render_docs())
+        print(f'wrote {args.write_docs}')
+    if args.check:
+        try:
+            load_fit_config(args.check)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f'{args.check}: ok')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -154,3 +154,61 @@ def write_report(metrics: dict, out_dir: str | Path) -> List[Path]:
     plt.close(fig)
     written.append(out_dir / 'confusion.png')
     return written
+
+
+def _align_classes(samples, dataset_classes: Sequence[str], model_classes: Sequence[str]):
+    """Samples with labels re-indexed to the model's classes (by name); boxes of dataset classes
+    the model does not have are left out. Returns (samples, shared class indices of the model)."""
+    from dataclasses import replace
+
+    if list(dataset_classes) == list(model_classes):
+        return list(samples), list(range(len(model_classes)))
+    index = {name: k for k, name in enumerate(model_classes)}
+    remap = np.array([index.get(name, -1) for name in dataset_classes], np.int64)
+    if (remap < 0).all():
+        raise ValueError(f'no class in common between the dataset {list(dataset_classes)} and the '
+                         f'model {list(model_classes)}')
+    out = []
+    for s in samples:
+        labels = remap[np.asarray(s.labels, np.int64)] if len(s.labels) else np.zeros(0, np.int64)
+        keep = labels >= 0
+        out.append(replace(s, boxes=np.asarray(s.boxes)[keep], labels=labels[keep]))
+    return out, sorted(int(k) for k in remap[remap >= 0])
+
+
+def evaluate_bundle(bundle_dir, dataset, out_dir=None, batch_size: int = 8, backend: str = 'onnxruntime',
+                    **backend_options) -> dict:
+    """Evaluate a bundle exactly as the vehicle runs it (:class:`Detector`: preprocessing, ONNX
+    Runtime, GFL decoding, NMS) on a :class:`DetectionDataset`; classes are matched by name, and
+    only the classes both have are scored."""
+    from aiat_perception.inference.detector import Detector
+    from aiat_perception.inference.decode import Detections
+
+    detector = Detector(bundle_dir, backend=backend, score_threshold=EVAL_SCORE_THRESHOLD, **backend_options)
+    model_classes = list(detector.classes)
+    samples, shared = _align_classes(dataset.samples, dataset.class_names, model_classes)
+    detections = []
+    for start in range(0, len(samples), batch_size):
+        images = [s.load_image() for s in samples[start:start + batch_size]]
+        detections += detector.detect(images, 'bgr8')
+    detector.close()
+    # Score only the shared classes, re-indexed compactly.
+    compact = {k: i for i, k in enumerate(shared)}
+    names = [model_classes[k] for k in shared]
+    lookup = np.full(len(model_classes), -1, np.int64)
+    for k, i in compact.items():
+        lookup[k] = i
+    from dataclasses import replace
+    samples = [replace(s, labels=lookup[np.asarray(s.labels, np.int64)]) for s in samples]
+    kept = []
+    for d in detections:
+        cls = lookup[d.class_ids] if len(d) else d.class_ids
+        m = cls >= 0
+        kept.append(Detections(d.boxes[m], d.scores[m], cls[m], tuple(names)))
+    metrics = coco_metrics(samples, kept, names, detector.bundle.postprocess.score_threshold)
+    metrics['bundle'] = str(detector.bundle.path)
+    metrics['bundle_classes_not_scored'] = [c for c in model_classes if c not in names]
+    metrics['dataset_classes_not_scored'] = [c for c in dataset.class_names if c not in names]
+    if out_dir is not None:
+        write_report(metrics, out_dir)
+    return metrics

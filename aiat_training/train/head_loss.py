@@ -45,8 +45,10 @@ class GFLHeadLoss:
         return self._layout_cache[key]
 
     def assign(self, layout, targets):
-        """Per image: (positive cell indices, their gt boxes, their labels), concatenated over the batch."""
+        """Per image: (positive cell indices, their gt boxes, their labels), concatenated over the batch,
+        and an [B, N] mask of background cells inside ignore regions (no classification loss)."""
         batch_idx, cell_idx, boxes, labels = [], [], [], []
+        ignored = torch.zeros(len(targets), layout.num_cells, dtype=torch.bool, device=layout.centres.device)
         for b, target in enumerate(targets):
             gt_boxes = target['boxes'].to(layout.centres.device, torch.float32).reshape(-1, 4)
             gt_labels = target['labels'].to(layout.centres.device, torch.long).reshape(-1)
@@ -60,10 +62,17 @@ class GFLHeadLoss:
             cell_idx.append(pos)
             boxes.append(gt_boxes[assigned[pos]])
             labels.append(gt_labels[assigned[pos]])
-        return torch.cat(batch_idx), torch.cat(cell_idx), torch.cat(boxes), torch.cat(labels)
+            ignore = target.get('ignore')
+            if ignore is not None and len(ignore):
+                ignore = ignore.to(layout.centres.device, torch.float32).reshape(-1, 4)
+                c = layout.centres[:, None, :]
+                inside = ((c > ignore[None, :, :2]) & (c < ignore[None, :, 2:])).all(-1).any(-1)
+                ignored[b] = inside & (assigned < 0)
+        return torch.cat(batch_idx), torch.cat(cell_idx), torch.cat(boxes), torch.cat(labels), ignored
 
     def __call__(self, cls_logits: torch.Tensor, box_logits: torch.Tensor, targets, input_hw):
-        """``targets``: one dict per image with ``boxes`` [M,4] xyxy input pixels and ``labels`` [M].
+        """``targets``: one dict per image with ``boxes`` [M,4] xyxy input pixels, ``labels`` [M]
+        and optionally ``ignore`` [K,4] regions where background cells get no classification loss.
 
         Returns a dict with ``loss`` (to back-propagate) and detached parts ``qfl``, ``dfl``,
         ``giou``, ``num_pos``.
@@ -77,7 +86,7 @@ class GFLHeadLoss:
                              f'of a {input_hw[0]}x{input_hw[1]} input ({layout.num_cells} cells, '
                              f'{self.num_classes} classes)')
         with torch.no_grad():
-            b_idx, c_idx, gt_boxes, gt_labels = self.assign(layout, targets)
+            b_idx, c_idx, gt_boxes, gt_labels, ignored = self.assign(layout, targets)
         num_pos = b_idx.numel()
 
         quality = torch.zeros_like(cls_logits)
@@ -99,7 +108,10 @@ class GFLHeadLoss:
         else:
             loss_giou = zero + box_logits.sum() * 0
             loss_dfl = zero + box_logits.sum() * 0
-        loss_qfl = quality_focal_loss(cls_logits, quality, self.qfl_beta).sum() / max(num_pos, 1)
+        qfl = quality_focal_loss(cls_logits, quality, self.qfl_beta)
+        if ignored.any():
+            qfl = qfl * (~ignored).unsqueeze(-1).to(qfl.dtype)
+        loss_qfl = qfl.sum() / max(num_pos, 1)
         w = self.weights
         loss = w.qfl * loss_qfl + w.dfl * loss_dfl + w.giou * loss_giou
         return {'loss': loss, 'qfl': loss_qfl.detach(), 'dfl': loss_dfl.detach(),

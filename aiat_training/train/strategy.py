@@ -6,7 +6,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
-from .config import TrainConfig
+
 
 
 def blocks_input_to_output(model: nn.Module) -> List[Tuple[str, nn.Module]]:
@@ -32,7 +32,7 @@ def blocks_input_to_output(model: nn.Module) -> List[Tuple[str, nn.Module]]:
     return blocks
 
 
-def apply_strategy(model: nn.Module, cfg: TrainConfig) -> List[str]:
+def apply_strategy(model: nn.Module, cfg) -> List[str]:
     """Set ``requires_grad`` per the strategy; return the names of the trainable blocks.
 
     Pretrained strategies keep BatchNorm statistics fixed (the imported weights have BN folded in
@@ -58,7 +58,7 @@ def _no_decay(name: str, param: nn.Parameter, module: nn.Module) -> bool:
     return param.ndim <= 1 or isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
-def parameter_groups(model: nn.Module, cfg: TrainConfig) -> List[dict]:
+def parameter_groups(model: nn.Module, cfg) -> List[dict]:
     """Groups of trainable parameters: weight decay only on conv/linear weights; with
     ``layer_lr_decay`` < 1 (finetune_all), block k from the head gets lr * decay**k."""
     blocks = blocks_input_to_output(model)
@@ -80,7 +80,7 @@ def parameter_groups(model: nn.Module, cfg: TrainConfig) -> List[dict]:
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     groups = parameter_groups(model, cfg)
     o = cfg.optimizer
     if o.type == 'sgd':

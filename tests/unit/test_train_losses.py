@@ -132,3 +132,17 @@ def test_head_loss_rejects_mismatched_layout_and_labels():
     with pytest.raises(ValueError, match='labels'):
         loss_fn(torch.zeros(1, n, 2), torch.zeros(1, n, 44),
                 [{'boxes': torch.tensor([[1.0, 1, 30, 30]]), 'labels': torch.tensor([5])}], (64, 64))
+
+
+def test_ignore_regions_remove_background_classification_loss():
+    loss_fn = GFLHeadLoss(num_classes=2)
+    n = cell_layout(64, 64).num_cells
+    cls = torch.zeros(1, n, 2, requires_grad=True)
+    box = torch.zeros(1, n, 44)
+    region = torch.tensor([[0.0, 0.0, 32.0, 32.0]])
+    out = loss_fn(cls, box, [{'boxes': torch.zeros(0, 4), 'labels': torch.zeros(0, dtype=torch.long),
+                              'ignore': region}], (64, 64))
+    out['loss'].backward()
+    centres = cell_layout(64, 64).centres
+    inside = ((centres > 0) & (centres < 32)).all(-1)
+    assert (cls.grad[0, inside] == 0).all() and (cls.grad[0, ~inside] > 0).all()

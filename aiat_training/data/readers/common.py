@@ -105,7 +105,8 @@ class ReadContext:
             for s in self.samples:
                 s.labels = np.asarray([index[n] for n in s.labels], np.int64)
         return DetectionDataset(samples=self.samples, class_names=names, source=source,
-                                issues=list(self.log.issues), dropped_boxes=dict(self.dropped))
+                                issues=list(self.log.issues), dropped_boxes=dict(self.dropped),
+                                mapped=self.mapping is not None)
 
 
 class SampleBuilder:

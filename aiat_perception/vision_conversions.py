@@ -1,0 +1,92 @@
+"""Detections <-> vision_msgs, and diagnostics reports -> diagnostic_msgs (message classes imported
+lazily, so the module loads without ROS)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], header,
+                      msg=None):
+    """A ``vision_msgs/Detection2DArray`` (xyxy pixel boxes -> centre/size) with ``header``."""
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+    msg = msg or Detection2DArray()
+    msg.header = header
+    detections = []
+    for (x1, y1, x2, y2), score, label in zip(np.asarray(boxes, dtype=np.float64).tolist(),
+                                               np.asarray(scores, dtype=np.float64).tolist(), labels):
+        det = Detection2D()
+        det.header = header
+        det.bbox.center.position.x = (x1 + x2) / 2.0
+        det.bbox.center.position.y = (y1 + y2) / 2.0
+        det.bbox.size_x = x2 - x1
+        det.bbox.size_y = y2 - y1
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = label
+        hyp.hypothesis.score = score
+        det.results.append(hyp)
+        detections.append(det)
+    msg.detections = detections
+    return msg
+
+
+def msg_to_detections(msg) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+    """(boxes xyxy [K,4], scores [K], labels) of a ``Detection2DArray`` (best hypothesis each)."""
+    boxes = np.zeros((len(msg.detections), 4), dtype=np.float64)
+    scores = np.zeros(len(msg.detections), dtype=np.float64)
+    labels = []
+    for i, det in enumerate(msg.detections):
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        boxes[i] = (cx - det.bbox.size_x / 2, cy - det.bbox.size_y / 2,
+                    cx + det.bbox.size_x / 2, cy + det.bbox.size_y / 2)
+        if det.results:
+            best = max(det.results, key=lambda r: r.hypothesis.score)
+            scores[i], label = best.hypothesis.score, best.hypothesis.class_id
+        else:
+            label = ''
+        labels.append(label)
+    return boxes, scores, labels
+
+
+def label_info_msg(class_names: Sequence[str], threshold: float, header=None):
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    msg = LabelInfo()
+    if header is not None:
+        msg.header = header
+    msg.class_map = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(class_names)]
+    msg.threshold = float(threshold)
+    return msg
+
+
+def diagnostic_array(statuses: Sequence, stamp) -> object:
+    """``diagnostic_msgs/DiagnosticArray`` from (name, hardware_id, HealthReport) tuples."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    for name, hardware_id, report in statuses:
+        status = DiagnosticStatus()
+        status.level = bytes([report.level])
+        status.name = name
+        status.hardware_id = hardware_id
+        status.message = report.message
+        status.values = [KeyValue(key=k, value=v) for k, v in report.values]
+        array.status.append(status)
+    return array
+
+
+def diagnostic_values(status) -> dict:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def level_of(status) -> int:
+    level = status.level
+    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
+
+
+def optional_float(text: str) -> Optional[float]:
+    value = float(text)
+    return None if np.isnan(value) else value

@@ -1,0 +1,141 @@
+"""``aiat-train``: fine-tune, evaluate and export the detector.
+
+  aiat-train fit CONFIG [--resume] [--out DIR]
+  aiat-train eval (--bundle DIR | --checkpoint PT) --config CONFIG [--split val|test|train] [--out DIR]
+  aiat-train export CHECKPOINT --out DIR [--weights ema|model] [--score-threshold 0.35] [--opset 17]
+  aiat-train advise ...   (when aiat_training.advise exists)
+
+Multi-GPU: ``torchrun --nproc_per_node=N -m aiat_training.cli.train fit CONFIG``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+
+def _print(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_fit(args) -> int:
+    from aiat_training.data.loader import TrainingDataset
+    from aiat_training.train.config import load_fit_config
+    from aiat_training.train.data_setup import read_splits
+    from aiat_training.train.trainer import Trainer
+
+    cfg = load_fit_config(args.config)
+    if args.out:
+        cfg.output.dir = Path(args.out)
+    splits = read_splits(cfg)
+    train = splits['train']
+    train_set = TrainingDataset(train, cfg.input, cfg.augmentation, augment=True, seed=cfg.train.seed)
+    trainer = Trainer(cfg, train.class_names, train_set, splits.get('val'), progress=not args.quiet)
+    try:
+        summary = trainer.fit(resume=args.resume)
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if trainer.dist.is_main:
+        summary.pop('history', None)
+        _print(summary)
+    return 0
+
+
+def _dataset_split(config_path, split: str):
+    from aiat_training.train.config import load_fit_config
+    from aiat_training.train.data_setup import read_splits
+
+    cfg = load_fit_config(config_path)
+    splits = read_splits(cfg)
+    if split not in splits:
+        raise SystemExit(f'{config_path}: split {split!r} is empty or missing (have {sorted(splits)})')
+    return splits[split]
+
+
+def cmd_eval(args) -> int:
+    from aiat_training.train.evaluate import evaluate_bundle
+    from aiat_training.train.export import export_checkpoint
+
+    out = Path(args.out)
+    bundle = args.bundle
+    if bundle is None:
+        report = export_checkpoint(args.checkpoint, out / 'bundle')
+        bundle = report['bundle']
+    dataset = _dataset_split(args.config, args.split)
+    metrics = evaluate_bundle(bundle, dataset, out, batch_size=args.batch_size)
+    summary = {k: metrics[k] for k in ('bundle', 'images', 'ground_truth_boxes', 'mAP', 'mAP50')
+               if k in metrics}
+    summary['operating_point'] = metrics['operating_point']
+    summary['per_class'] = metrics['per_class']
+    summary['report'] = str(out)
+    _print(summary)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from aiat_training.train.export import export_checkpoint
+
+    report = export_checkpoint(args.checkpoint, args.out, weights=args.weights,
+                               score_threshold=args.score_threshold, nms_iou_threshold=args.nms_iou_threshold,
+                               opset=args.opset, simplify=not args.no_simplify, tolerance=args.tolerance)
+    _print(report)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='aiat-train', description='Fine-tune, evaluate and export the detector.')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    fit = sub.add_parser('fit', help='train from a YAML config (docs/training_fit_config.md)')
+    fit.add_argument('config', type=Path)
+    fit.add_argument('--resume', action='store_true', help='continue from OUTPUT/checkpoints/last.pt')
+    fit.add_argument('--out', type=Path, help='override output.dir')
+    fit.add_argument('--quiet', action='store_true', help='no progress bar')
+    fit.set_defaults(func=cmd_fit)
+
+    ev = sub.add_parser('eval', help='COCO mAP, per-class AP, PR curves, confusion, mean IoU '
+                        'through the inference core (Detector + ONNX Runtime)')
+    src = ev.add_mutually_exclusive_group(required=True)
+    src.add_argument('--bundle', type=Path, help='a model bundle directory')
+    src.add_argument('--checkpoint', type=Path, help='a checkpoint (exported to OUT/bundle first)')
+    ev.add_argument('--config', type=Path, required=True, help='fit config naming the dataset and split')
+    ev.add_argument('--split', default='val', choices=('train', 'val', 'test'))
+    ev.add_argument('--out', type=Path, default=Path('runs/eval'), help='report directory')
+    ev.add_argument('--batch-size', type=int, default=8)
+    ev.set_defaults(func=cmd_eval)
+
+    ex = sub.add_parser('export', help='checkpoint -> model bundle, with an ONNX Runtime vs PyTorch check')
+    ex.add_argument('checkpoint', type=Path)
+    ex.add_argument('--out', type=Path, required=True, help='bundle directory to write')
+    ex.add_argument('--weights', choices=('ema', 'model'), default='ema')
+    ex.add_argument('--score-threshold', type=float, default=0.35, help='bundle operating threshold')
+    ex.add_argument('--nms-iou-threshold', type=float, default=0.6)
+    ex.add_argument('--opset', type=int, default=17)
+    ex.add_argument('--no-simplify', action='store_true', help='skip onnxsim')
+    ex.add_argument('--tolerance', type=float, default=1e-3, help='max allowed |ORT - torch|')
+    ex.set_defaults(func=cmd_export)
+
+    if importlib.util.find_spec('aiat_training.advise') is not None:
+        adv = sub.add_parser('advise', help='training advice (aiat_training.advise)', add_help=False)
+        adv.add_argument('args', nargs=argparse.REMAINDER)
+        adv.set_defaults(func=lambda a: __import__('aiat_training.advise', fromlist=['main']).main(a.args) or 0)
+    return parser
+
+
+def main(argv=None) -> int:
+    from aiat_training.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f'aiat-train: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Simulator throughput: camera frames per second at 640x480 and 1280x720, lidar scans per second.
+
+    python benchmarks/sim.py [--scenario street_mixed] [--iterations 20]
+
+Prints JSON. For each resolution: the render alone (RGB + depth + segmentation through
+TinyRenderer, plus our sky fill and id mapping), render + 2D ground truth (with the occlusion
+re-renders), and the floor: a bare ``p.getCameraImage`` of an empty world (one plane) at that
+resolution, interleaved with our runs so both see the same machine load. Lidar: the 2D scan
+(1081 beams) and the 3D scan (16 rings x 0.4 deg = 14,400 rays) of the same world, against the
+floor of one bare ``rayTestBatch`` of the same rays in an empty world. Times are medians and p99 in ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiat_perception.sim.scenario import load_scenario, resolve_scenario  # noqa: E402
+from aiat_perception.sim.world import SimWorld  # noqa: E402
+
+
+def stats(values_s):
+    ms = np.asarray(values_s) * 1e3
+    median = float(np.median(ms))
+    return {'median_ms': round(median, 2), 'p99_ms': round(float(np.percentile(ms, 99)), 2),
+            'per_second': round(1000.0 / median, 1) if median > 0 else None}
+
+
+class EmptyWorld:
+    """The floor: PyBullet with one plane and nothing of ours."""
+
+    def __init__(self):
+        self.client = p.connect(p.DIRECT)
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.client)
+        p.loadURDF('plane.urdf', physicsClientId=self.client)
+        self.view = p.computeViewMatrix([0, 0, 1.5], [10, 0, 1.5], [0, 0, 1], physicsClientId=self.client)
+        self.proj = p.computeProjectionMatrixFOV(55, 4 / 3, 0.1, 150, physicsClientId=self.client)
+
+    def render(self, width, height):
+        p.getCameraImage(width, height, self.view, self.proj, renderer=p.ER_TINY_RENDERER,
+                         physicsClientId=self.client)
+
+    def rays(self, origins, targets):
+        for start in range(0, len(origins), 16384):
+            p.rayTestBatch(origins[start:start + 16384], targets[start:start + 16384], numThreads=0,
+                           physicsClientId=self.client)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--scenario', default='street_mixed')
+    parser.add_argument('--iterations', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=2)
+    args = parser.parse_args(argv)
+    scenario = load_scenario(resolve_scenario(args.scenario))
+    world = SimWorld(scenario)
+    floor = EmptyWorld()
+    result = {'scenario': scenario.name, 'actors': len(scenario.actors), 'iterations': args.iterations,
+              'machine': {'python': platform.python_version(), 'processor': platform.processor() or platform.machine(),
+                          'pybullet': p.getAPIVersion()}}
+    dt = 1.0 / scenario.ego.camera.rate_hz
+    for width, height in ((640, 480), (1280, 720)):
+        render, with_gt, bare = [], [], []
+        for i in range(args.warmup + args.iterations):
+            world.step(dt)
+            t0 = time.perf_counter()
+            frame = world.render_camera(width, height)
+            t1 = time.perf_counter()
+            world.ground_truth_2d(frame)
+            t2 = time.perf_counter()
+            floor.render(width, height)
+            t3 = time.perf_counter()
+            if i >= args.warmup:
+                render.append(t1 - t0)
+                with_gt.append(t2 - t0)
+                bare.append(t3 - t2)
+        result[f'camera_{width}x{height}'] = {'render': stats(render), 'render_and_ground_truth': stats(with_gt),
+                                              'floor_bare_getCameraImage_empty_world': stats(bare)}
+    dirs, _ = world.lidar_3d_directions()
+    origin = np.array([0.0, 0.0, 1.9])
+    origins_3d, targets_3d = [origin.tolist()] * len(dirs), (origin + dirs * 100.0).tolist()
+    scan2d, scan3d, bare3d = [], [], []
+    for i in range(args.warmup + args.iterations):
+        world.step(0.025)
+        t0 = time.perf_counter()
+        world.scan_2d()
+        t1 = time.perf_counter()
+        world.scan_3d()
+        t2 = time.perf_counter()
+        floor.rays(origins_3d, targets_3d)
+        t3 = time.perf_counter()
+        if i >= args.warmup:
+            scan2d.append(t1 - t0)
+            scan3d.append(t2 - t1)
+            bare3d.append(t3 - t2)
+    cfg2, cfg3 = scenario.ego.lidar_2d, scenario.ego.lidar_3d
+    result['lidar_2d'] = {'beams': cfg2.beams, **stats(scan2d)}
+    result['lidar_3d'] = {'rays': int(len(dirs)), 'rings': cfg3.rings, **stats(scan3d),
+                          'floor_bare_rayTestBatch_empty_world': stats(bare3d)}
+    world.close()
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

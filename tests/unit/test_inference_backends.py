@@ -1,0 +1,155 @@
+"""Backends: ONNX Runtime on a real (small) graph, the lazily registered torch backend, registry."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aiat_perception.inference.backends import (
+    Backend, OnnxRuntimeBackend, TensorInfo, available_backends, create_backend, register_backend)
+from aiat_perception.inference.bundle import BundleError, load_bundle
+from aiat_perception.inference.synthetic import make_synthetic_bundle
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope='module')
+def bundle(tmp_path_factory):
+    return load_bundle(make_synthetic_bundle(tmp_path_factory.mktemp('b') / 'synthetic'))
+
+
+def _batch(n, seed=0):
+    return np.random.default_rng(seed).normal(0, 1, (n, 3, 64, 64)).astype(np.float32)
+
+
+def test_onnxruntime_backend(bundle):
+    backend = create_backend('onnxruntime', bundle, intra_op_threads=1)
+    assert isinstance(backend, OnnxRuntimeBackend) and backend.device == 'cpu'
+    assert backend.inputs == {'images': TensorInfo('images', ('batch', 3, 64, 64))}
+    assert set(backend.outputs) == {'scores', 'box_dist'}
+    assert backend.outputs['scores'].shape == ('batch', 84, 3)
+    assert backend.max_batch is None
+    out = backend.run(_batch(4))
+    assert out['scores'].shape == (4, 84, 3) and out['box_dist'].shape == (4, 84, 32)
+    single = backend.run(_batch(4)[2:3])
+    np.testing.assert_allclose(out['scores'][2:3], single['scores'], atol=1e-6)
+    with pytest.raises(ValueError, match='expected an NCHW batch'):
+        backend.run(np.zeros((3, 64, 64), np.float32))
+
+
+def test_onnxruntime_backend_devices(bundle):
+    import onnxruntime as ort
+    assert create_backend('onnxruntime', bundle, device='cpu').device == 'cpu'
+    if 'CUDAExecutionProvider' not in ort.get_available_providers():
+        with pytest.raises(RuntimeError, match="device 'cuda' needs CUDAExecutionProvider"):
+            create_backend('onnxruntime', bundle, device='cuda')
+    with pytest.raises(ValueError, match="unknown device 'npu'"):
+        create_backend('onnxruntime', bundle, device='npu')
+
+
+def test_big_batches_are_split_for_fixed_batch_engines(bundle):
+    class FixedBatch(OnnxRuntimeBackend):
+        name = 'fixed'
+    backend = FixedBatch(bundle)
+    backend.max_batch = 2          # as a TensorRT engine built for batch 2 would report
+    full = backend.run(_batch(5))
+    reference = create_backend('onnxruntime', bundle).run(_batch(5))
+    for key in full:
+        np.testing.assert_allclose(full[key], reference[key], atol=1e-6)
+
+
+def test_registry(bundle):
+    assert {'onnxruntime', 'torch'} <= set(available_backends())
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        create_backend('tensorrt', bundle)
+    calls = []
+
+    def factory(b, **options):
+        calls.append(options)
+        return create_backend('onnxruntime', b)
+    register_backend('test-alias', factory)
+    assert isinstance(create_backend('test-alias', bundle.path, flag=1), Backend)
+    assert calls == [{'flag': 1}]
+
+
+def test_core_never_imports_torch():
+    code = ('import sys; import aiat_perception.inference as inf; '
+            'from aiat_perception.inference import detector, backends, decode, preprocess, bundle; '
+            'import aiat_perception.cli.detect, aiat_perception.draw; '
+            'assert "torch" not in sys.modules, "torch imported"; '
+            'assert "aiat_training" not in sys.modules, "aiat_training imported"')
+    subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True)
+
+
+# --- torch backend ---------------------------------------------------------------------------
+
+def _torch_twin(bundle):
+    """An nn.Module computing exactly what the synthetic ONNX graph computes."""
+    torch = pytest.importorskip('torch')
+    import onnx
+    from onnx import numpy_helper
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in onnx.load(str(bundle.onnx_path)).graph.initializer}
+
+    class Twin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name, value in weights.items():
+                self.register_buffer(name, value)
+
+        def forward(self, x):
+            scores, boxes = [], []
+            for s in (8, 16, 32):
+                p = torch.nn.functional.avg_pool2d(x, s, s, ceil_mode=True)
+                c = torch.sigmoid(torch.nn.functional.conv2d(p, getattr(self, f'cls{s}_w'),
+                                                             getattr(self, f'cls{s}_b')))
+                r = torch.nn.functional.conv2d(p, getattr(self, f'reg{s}_w'), getattr(self, f'reg{s}_b'))
+                scores.append(c.flatten(2).transpose(1, 2))
+                boxes.append(r.flatten(2).transpose(1, 2))
+            return torch.cat(scores, 1), torch.cat(boxes, 1)
+    return Twin()
+
+
+def test_torch_backend_with_module_matches_onnxruntime(bundle):
+    twin = _torch_twin(bundle)
+    backend = create_backend('torch', bundle, module=twin, device='cpu')
+    assert backend.name == 'torch' and backend.device == 'cpu'
+    assert backend.inputs['images'].shape == ('batch', 3, 64, 64)
+    ours = backend.run(_batch(3))
+    ref = create_backend('onnxruntime', bundle).run(_batch(3))
+    for key in ('scores', 'box_dist'):
+        np.testing.assert_allclose(ours[key], ref[key], atol=1e-5)
+
+
+@pytest.mark.filterwarnings('ignore:`torch.jit')
+def test_torch_backend_loads_torchscript_and_export_files(tmp_path, bundle):
+    torch = pytest.importorskip('torch')
+    twin = _torch_twin(bundle).eval()
+    example = torch.from_numpy(_batch(2))   # batch 1 would specialise the exported batch axis
+    ref = create_backend('onnxruntime', bundle).run(_batch(2))
+
+    scripted = tmp_path / 'twin.torchscript.pt'
+    torch.jit.trace(twin, example).save(str(scripted))
+    out = create_backend('torch', bundle, model_file=scripted, device='cpu').run(_batch(2))
+    np.testing.assert_allclose(out['scores'], ref['scores'], atol=1e-5)
+
+    # a torch.export program saved next to bundle.yaml is picked up without options
+    directory = make_synthetic_bundle(tmp_path / 'with_pt2')
+    b2 = load_bundle(directory)
+    batch = torch.export.Dim('batch', min=1, max=16)
+    program = torch.export.export(_torch_twin(b2).eval(), (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(directory / 'model.pt2'))
+    backend = create_backend('torch', b2, device='cpu')
+    assert backend.source.endswith('model.pt2')
+    np.testing.assert_allclose(backend.run(_batch(2))['box_dist'], ref['box_dist'], atol=1e-5)
+
+
+def test_torch_backend_without_model_says_how(bundle):
+    pytest.importorskip('torch')
+    with pytest.raises(BundleError, match=r"torch backend needs module=\.\.\., model_file=\.\.\."):
+        create_backend('torch', bundle, device='cpu')
+    with pytest.raises(BundleError, match=r'missing\.pt: torch model file does not exist'):
+        create_backend('torch', bundle, model_file=bundle.path / 'missing.pt')

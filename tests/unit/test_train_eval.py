@@ -1,0 +1,112 @@
+"""Evaluation: our matching agrees with pycocotools'; COCO metrics on hand-made cases."""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from aiat_perception.inference.decode import Detections
+from aiat_training.data.dataset import Sample
+from aiat_training.train.evaluate import build_coco, coco_metrics
+from aiat_training.train.matching import confusion_matrix, greedy_match
+
+
+def _random_case(seed, n_images=12, n_classes=3):
+    rng = np.random.default_rng(seed)
+    samples, dets = [], []
+    for i in range(n_images):
+        n = int(rng.integers(0, 6))
+        xy = rng.uniform(0, 150, (n, 2))
+        wh = rng.uniform(8, 60, (n, 2))
+        gt = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+        labels = rng.integers(0, n_classes, n)
+        samples.append(Sample(f'/nonexistent/{i}.png', 220, 220, gt, labels))
+        # detections: jittered copies (some with IoU near 0.5), duplicates, false positives
+        boxes, scores, classes = [], [], []
+        for b, l in zip(gt, labels):
+            for _ in range(int(rng.integers(0, 3))):
+                boxes.append(b + rng.normal(0, rng.choice([1.0, 6.0, 12.0]), 4))
+                scores.append(rng.uniform(0.05, 1))
+                classes.append(l if rng.uniform() < 0.85 else rng.integers(0, n_classes))
+        for _ in range(int(rng.integers(0, 3))):
+            p = rng.uniform(0, 150, 2)
+            boxes.append(np.concatenate([p, p + rng.uniform(8, 60, 2)]))
+            scores.append(rng.uniform(0.05, 1))
+            classes.append(rng.integers(0, n_classes))
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+        dets.append(Detections(boxes, np.asarray(scores, np.float32), np.asarray(classes, np.int64)))
+    return samples, dets
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+@pytest.mark.parametrize('iou_threshold', [0.5, 0.75])
+def test_greedy_match_agrees_with_pycocotools(seed, iou_threshold):
+    from pycocotools.cocoeval import COCOeval
+
+    classes = ['a', 'b', 'c']
+    samples, dets = _random_case(seed)
+    gt, results = build_coco(samples, classes, dets)
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, 'bbox')
+        ev.params.iouThrs = np.array([iou_threshold])
+        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ['all']
+        ev.params.maxDets = [100]
+        ev.evaluate()
+    coco_pairs = set()
+    for e in ev.evalImgs:
+        if e is None:
+            continue
+        for dt_id, gt_id in zip(e['dtIds'], e['dtMatches'][0]):
+            if gt_id > 0:
+                coco_pairs.add((int(dt_id), int(gt_id)))
+    # ids: results get 1.. in the order given; gt annotations 1.. in sample order
+    ours, dt_id, gt_base = set(), 0, 0
+    for s, d in zip(samples, dets):
+        det_ids = np.arange(dt_id + 1, dt_id + 1 + len(d))
+        gt_ids = np.arange(gt_base + 1, gt_base + 1 + len(s.boxes))
+        for k in range(len(classes)):
+            dm, gm = d.class_ids == k, s.labels == k
+            match, _ = greedy_match(d.boxes[dm], d.scores[dm], s.boxes[gm], iou_threshold)
+            for di, g in zip(det_ids[dm], match):
+                if g >= 0:
+                    ours.add((int(di), int(gt_ids[gm][g])))
+        dt_id += len(d)
+        gt_base += len(s.boxes)
+    assert len(coco_pairs) > 5
+    assert ours == coco_pairs
+
+
+def test_greedy_match_hand_case():
+    gt = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32)
+    det = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10], [50, 50, 60, 60]], np.float32)
+    # the higher-scoring duplicate wins the first box, the other is a false positive
+    match, iou = greedy_match(det, np.array([0.5, 0.9, 0.8, 0.7]), gt, 0.5)
+    assert match.tolist() == [-1, 0, 1, -1]
+    assert iou[1] == pytest.approx(9 * 10 / (11 * 10)) and iou[2] == pytest.approx(1.0)
+
+
+def test_coco_metrics_perfect_and_confused():
+    classes = ['car', 'person']
+    boxes = np.array([[10, 10, 50, 40], [60, 20, 80, 70]], np.float32)
+    labels = np.array([0, 1])
+    samples = [Sample('/nonexistent/a.png', 100, 100, boxes, labels)]
+    perfect = [Detections(boxes, np.array([0.9, 0.8], np.float32), labels)]
+    m = coco_metrics(samples, perfect, classes)
+    assert m['mAP'] == pytest.approx(1.0) and m['mAP50'] == pytest.approx(1.0)
+    assert m['per_class']['car']['AP50'] == pytest.approx(1.0)
+    assert m['operating_point']['mean_iou_of_matches'] == pytest.approx(1.0)
+    assert m['operating_point']['recall'] == 1.0 and m['confusion'] == [[1, 0, 0], [0, 1, 0], [0, 0, 0]]
+
+    swapped = [Detections(boxes, np.array([0.9, 0.8], np.float32), labels[::-1].copy())]
+    m = coco_metrics(samples, swapped, classes)
+    assert m['mAP'] == 0.0 and m['operating_point']['recall'] == 0.0
+    assert m['confusion'] == [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
+
+
+def test_confusion_counts_misses_and_false_positives():
+    gt = np.array([[0, 0, 10, 10]], np.float32)
+    det = np.array([[50, 50, 60, 60]], np.float32)
+    m = confusion_matrix([(det, np.array([0.9]), np.array([1]), gt, np.array([0]))], 2)
+    assert m.tolist() == [[0, 0, 1], [0, 0, 0], [0, 1, 0]]
