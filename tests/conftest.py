@@ -27,14 +27,35 @@ if str(ROOT) not in sys.path:
 MARKERS_BY_FILE = {
     'core': ['test_msg_conversions*', 'test_bundle*', 'test_inference*', 'test_decode*',
              'test_latency*', 'test_matching*', 'test_launch_graph*', 'test_preprocess*',
-             'test_package_layout*'],
+             'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*'],
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
                  'test_detect_cli*'],
     'sim': ['test_sim_*'],
 }
 
+
+
+def _claim_ros_domain() -> int:
+    """A ROS domain id no other test session on this machine holds (an flock per id, held for the
+    life of this process), so concurrent runs never hear each other's nodes."""
+    import fcntl
+    ids = list(range(1, 101))
+    random.Random(os.getpid()).shuffle(ids)
+    for domain in ids:
+        handle = open(f'/tmp/aiat-ros-domain-{domain}.lock', 'w')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _claim_ros_domain.handle = handle
+        return domain
+    raise RuntimeError('no free ROS domain id in 1..100')
+
+
 # Keep every test's DDS traffic on this host and away from other runs on the same machine.
-os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))
+if 'ROS_DOMAIN_ID' not in os.environ:
+    os.environ['ROS_DOMAIN_ID'] = str(_claim_ros_domain())
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('PYTHONUNBUFFERED', '1')
 
@@ -91,9 +112,9 @@ class NodeProcess:
 
     def __init__(self, module: str, *args: str, params: dict | None = None,
                  remap: dict | None = None, log_dir: Path | None = None, env: dict | None = None,
-                 python: str | None = None):
+                 python: str | None = None, params_file: str | None = None):
         cmd = [python or sys.executable, '-m', module, *args]
-        ros_args = []
+        ros_args = ['--params-file', str(params_file)] if params_file else []
         for key, value in (params or {}).items():
             if isinstance(value, bool):
                 value = 'true' if value else 'false'
@@ -114,7 +135,8 @@ class NodeProcess:
                                      cwd=str(ROOT), start_new_session=True)
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors='replace')
 
     def alive(self) -> bool:

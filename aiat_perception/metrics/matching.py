@@ -8,7 +8,7 @@ recall = TP / ground truth (1.0 when there is nothing to claim or to find).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -119,7 +119,9 @@ def make_node():
                 raise ParameterError('; '.join(problems))
             bundle_path = resolve_bundle_path(p['bundle_path'])
             try:
-                options = {'num_threads': p['num_threads']} if p['num_threads'] else {}
+                options = {}
+                if p['num_threads'] and p['backend'] == 'onnxruntime':
+                    options['intra_op_threads'] = p['num_threads']
                 self.detector = Detector(bundle_path, backend=p['backend'], **options)
             except (BundleError, FileNotFoundError) as exc:
                 raise ParameterError(f'bundle_path: {exc}') from exc
@@ -134,6 +136,7 @@ def make_node():
             self.add_on_set_parameters_callback(self.on_set_parameters)
 
             self.slot = LatestSlot()
+            self.debug_images = 0
             qos = sensor_qos(p['reliability'])
             if p['compressed']:
                 self.create_subscription(CompressedImage, 'image/compressed', self.on_frame, qos)
@@ -221,6 +224,8 @@ def make_node():
                     self.health.record_malformed(str(exc))
                     self.get_logger().warn(f'skipping malformed frame: {exc}', throttle_duration_sec=5.0)
                 except Exception as exc:  # keep running; the failure is counted and reported
+                    if not self.context.ok():
+                        break  # shutting down: publishers are gone
                     self.health.record_failure(f'{type(exc).__name__}: {exc}')
                     self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
 
@@ -264,9 +269,11 @@ def make_node():
             canvas = draw_boxes(image, dets.boxes[keep], labels, dets.class_ids[keep],
                                 dets.scores[keep], color_order=encoding[:3])
             self.pub_debug.publish(numpy_to_image(canvas, encoding, header=header))
+            self.debug_images += 1
 
         def publish_diagnostics(self):
             report = self.health.report(time.monotonic())
+            report.values.append(('debug_images_published', str(self.debug_images)))
             report.values.append(('bundle', str(self.detector.bundle.path)))
             report.values.append(('backend', f'{self.detector.backend.name} on {self.detector.backend.device}'))
             self.pub_diagnostics.publish(diagnostic_array(

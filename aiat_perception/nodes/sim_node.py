@@ -2,7 +2,8 @@
 
 Modes (parameter ``mode``):
 - ``realtime``: free-running; simulation time follows the wall clock, every message is stamped with
-  the system clock when it is produced, frames the CPU cannot render in time are skipped.
+  the system clock when its data is ready (the scene is the one at the start of rendering, up to one
+  render time earlier), frames the CPU cannot render in time are skipped.
 - ``lockstep``: simulation time advances in fixed sensor periods and is published on ``/clock``;
   after each camera frame the node waits for a ``Detection2DArray`` with that frame's stamp on
   ``detections_topic`` (or ``lockstep_timeout_s``) before it renders the next one, so no frame is
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict
 
 import numpy as np
 
@@ -281,7 +282,6 @@ def make_node():
                 if not self._wait_for_peers():
                     self.get_logger().warn('lockstep: no detector appeared; running on with timeouts')
             wall_start = time.monotonic()
-            epoch_ns = time.time_ns()
             while not self._stop.is_set():
                 name = min(periods, key=lambda n: (ticks[n] * periods[n], n != 'camera'))
                 due = ticks[name] * periods[name]
@@ -289,18 +289,18 @@ def make_node():
                     stamp_ns = int(round((self.clock_start_s + due) * 1e9))
                     self.world.step(due - self.world.time)
                     self.pub_clock.publish(self.Clock(clock=ns_to_stamp(stamp_ns)))
+                    stamp_of = lambda value=stamp_ns: value  # noqa: E731
                 else:
                     now = time.monotonic() - wall_start
                     if due > now:
                         time.sleep(min(due - now, 0.05))
                         continue
                     self.world.step(max(0.0, now - self.world.time))
-                    stamp_ns = epoch_ns + int(round(self.world.time * 1e9))
-                    stamp_ns = max(stamp_ns, time.time_ns() - 1)  # never older than "now" in system time
-                stamp = ns_to_stamp(stamp_ns)
-                self._publish_tf(stamp)
+                    # stamped when the data is ready (after rendering/ray casting), like a driver
+                    # publishing a frame, so receive time - stamp is the downstream latency
+                    stamp_of = time.time_ns
                 if name == 'camera':
-                    self._publish_camera(stamp)
+                    stamp_ns = self._publish_camera(stamp_of)
                     self.frames += 1
                     if lockstep and not self._wait_answer(stamp_ns):
                         if self._stop.is_set():
@@ -313,10 +313,15 @@ def make_node():
                         self.context.try_shutdown()
                         return
                 elif name == 'lidar_2d':
-                    self.pub_scan.publish(laser_scan_msg(self.world.scan_2d(), self._header(stamp, ego.lidar_2d.frame_id)))
+                    scan = self.world.scan_2d()
+                    stamp = ns_to_stamp(stamp_of())
+                    self._publish_tf(stamp)
+                    self.pub_scan.publish(laser_scan_msg(scan, self._header(stamp, ego.lidar_2d.frame_id)))
                 else:
-                    self.pub_points.publish(point_cloud_msg(self.world.scan_3d(),
-                                                            self._header(stamp, ego.lidar_3d.frame_id)))
+                    cloud = self.world.scan_3d()
+                    stamp = ns_to_stamp(stamp_of())
+                    self._publish_tf(stamp)
+                    self.pub_points.publish(point_cloud_msg(cloud, self._header(stamp, ego.lidar_3d.frame_id)))
                 if lockstep:
                     ticks[name] += 1
                 else:  # skip ticks the CPU could not keep up with
@@ -335,17 +340,24 @@ def make_node():
             self.pub_tf.publish(self.TFMessage(transforms=[
                 transform_stamped(p, c, T, stamp) for p, c, T, static in transforms if not static]))
 
-        def _publish_camera(self, stamp):
+        def _publish_camera(self, stamp_of) -> int:
             cam = self.scenario.ego.camera
             frame = self.world.render_camera()
-            header = self._header(stamp, cam.optical_frame_id)
+            boxes2d = boxes3d = None
             if self.publish_ground_truth:
                 boxes2d = self.world.ground_truth_2d(frame, exact_occlusion=self.exact_occlusion)
+                boxes3d = self.world.ground_truth_3d(self.ground_truth_3d_frame)
+            stamp_ns = stamp_of()
+            stamp = ns_to_stamp(stamp_ns)
+            self._publish_tf(stamp)
+            header = self._header(stamp, cam.optical_frame_id)
+            if boxes2d is not None:
+                # ground truth first: a consumer pairing by stamp then never waits for it
                 self.pub_gt2d.publish(ground_truth_2d_msg(boxes2d, header))
-                self.pub_gt3d.publish(ground_truth_3d_msg(self.world.ground_truth_3d(self.ground_truth_3d_frame),
-                                                          self._header(stamp, self.ground_truth_3d_frame)))
+                self.pub_gt3d.publish(ground_truth_3d_msg(boxes3d, self._header(stamp, self.ground_truth_3d_frame)))
             self.pub_info.publish(camera_info_msg(frame.K, cam.width, cam.height, header))
             self.pub_image.publish(self.numpy_to_image(frame.rgb, 'rgb8', header))
+            return stamp_ns
 
         def close(self):
             self._stop.set()

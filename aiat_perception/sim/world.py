@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pybullet as p
@@ -28,6 +28,7 @@ from aiat_perception.sim.transforms import (R_BODY_FROM_OPTICAL, invert, make_tr
 MAP_FRAME = 'map'
 ISOLATION_OFFSET = np.array([0.0, 0.0, -5000.0])  # where one actor is rendered alone (see _isolated)
 ISOLATION_MAX_PIXELS = 160                        # longest side of an isolated render
+GRASS_PALETTE_BGR = ((60, 120, 70), (40, 100, 60), (70, 140, 90), (50, 110, 100), (80, 130, 110), (45, 90, 75))
 _SENSOR_STREAM = {'lidar_2d': 1, 'lidar_3d': 2, 'randomize': 3}
 
 
@@ -110,6 +111,9 @@ class SimWorld:
         for actor in self.actors:
             self._body_actor[actor.body] = actor.index
             self._reflectivity[actor.body] = actor.reflectivity
+        self._body_reflectivity = np.full(len(self._body_actor), 0.5)
+        for body, value in self._reflectivity.items():
+            self._body_reflectivity[body] = value
         self.lighting = Lighting()
         self.time = 0.0
         self.reset(seed)
@@ -173,8 +177,9 @@ class SimWorld:
                 sky_top=tuple(int(v) for v in rng.integers([90, 120, 160], [200, 215, 250])),
                 sky_horizon=tuple(int(v) for v in rng.integers([180, 185, 190], [245, 245, 250])))
         if rnd.textures:
-            grass = rng.integers([30, 80, 40], [110, 160, 120])  # BGR
-            ground_tex = surface_texture('grass', int(rng.integers(0, 8)), base_bgr=grass // 10 * 10)
+            # a small palette keeps the number of texture files (and GPU-less texture memory) bounded
+            grass = GRASS_PALETTE_BGR[int(rng.integers(len(GRASS_PALETTE_BGR)))]
+            ground_tex = surface_texture('grass', int(rng.integers(0, 4)), base_bgr=grass)
             asphalt = float(rng.uniform(0.18, 0.42))
             road_rgba = (asphalt, asphalt, asphalt * float(rng.uniform(0.95, 1.08)), 1.0)
         else:
@@ -189,8 +194,8 @@ class SimWorld:
             cfg = actor.config
             if rnd.textures:
                 if cfg.type == 'photo':
-                    gain = round(float(rng.uniform(0.75, 1.25)) * 20) / 20
-                    bias = round(float(rng.uniform(-20, 20)) / 5) * 5
+                    gain = round(float(rng.uniform(0.75, 1.25)) * 10) / 10
+                    bias = round(float(rng.uniform(-20, 20)) / 10) * 10
                     tex = self._texture(photo_texture(cfg.asset, gain, bias))
                     p.changeVisualShape(actor.body, -1, textureUniqueId=tex, physicsClientId=self.client)
                 elif cfg.color is None and cfg.asset not in ('traffic_cone',):
@@ -490,7 +495,9 @@ class SimWorld:
         keep = (hit >= 0) & (ranges >= cfg.range_min) & (ranges <= cfg.range_max)
         if cfg.noise.dropout > 0:
             keep &= rng.uniform(size=len(ranges)) >= cfg.noise.dropout
-        reflect = np.array([self._reflectivity.get(int(b), 0.5) for b in hit[keep]], dtype=np.float64)
+        hit_kept = hit[keep]
+        inside = (hit_kept >= 0) & (hit_kept < len(self._body_reflectivity))
+        reflect = np.where(inside, self._body_reflectivity[np.where(inside, hit_kept, 0)], 0.5)
         cos_incidence = np.abs(np.einsum('ij,ij->i', dirs[keep], normals[keep]))
         points = dirs_local[keep] * ranges[keep, None]
         return PointCloudData(self.time, cfg.frame_id, points.astype(np.float32),

@@ -52,7 +52,13 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, weights: str 
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, prefer_ema=(weights == 'ema'))
     meta = ckpt['model_meta']
-    resize = meta.get('input', {}).get('resize', 'stretch')
+    from aiat_training.nanodet.export import BGR_MEAN, BGR_STD
+    spec = meta.get('input', {})
+    if (spec.get('color_order', 'BGR') != 'BGR' or not np.allclose(spec.get('mean', BGR_MEAN), BGR_MEAN)
+            or not np.allclose(spec.get('std', BGR_STD), BGR_STD)):
+        raise ValueError(f'{checkpoint}: trained with input {spec}, but the bundle exporter writes BGR with '
+                         f'mean {BGR_MEAN} / std {BGR_STD}; the bundle would not match the training input')
+    resize = spec.get('resize', 'stretch')
     provenance = {'source': f'aiat-train checkpoint {checkpoint.name}', 'epoch': ckpt['epoch'],
                   'iteration': ckpt['iteration'], 'weights': 'ema' if ckpt.get('ema') and weights == 'ema' else 'model',
                   'best_val_mAP': ckpt.get('best_metric'), 'strategy': ckpt['config'].get('model', {}).get('strategy'),

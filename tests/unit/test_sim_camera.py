@@ -6,7 +6,6 @@ import pytest
 
 from aiat_perception.sim.ground_truth import mask_boxes, project
 from aiat_perception.sim.scenario import parse_scenario
-from aiat_perception.sim.transforms import invert, transform_points
 from aiat_perception.sim.world import SimWorld
 
 CAMERA = {'width': 320, 'height': 240, 'fov_deg': 70, 'pose': {'xyz': [0.0, 0.0, 1.2]}}

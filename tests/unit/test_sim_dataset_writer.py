@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from aiat_perception.sim import dataset_writer, kitti
-from aiat_perception.sim.scenario import ScenarioError, parse_scenario
+from aiat_perception.sim.scenario import parse_scenario
 
 SCENARIO = {
     'name': 'writer_test', 'seed': 2,

@@ -110,3 +110,56 @@ def test_confusion_counts_misses_and_false_positives():
     det = np.array([[50, 50, 60, 60]], np.float32)
     m = confusion_matrix([(det, np.array([0.9]), np.array([1]), gt, np.array([0]))], 2)
     assert m.tolist() == [[0, 0, 1], [0, 0, 0], [0, 1, 0]]
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_sim_iou_monitor_matching_agrees_with_pycocotools(seed):
+    """aiat_perception.metrics.matching (the IoU monitor's matcher) finds the same pairs as
+    pycocotools at IoU 0.5 (per class, greedy by score)."""
+    from pycocotools.cocoeval import COCOeval
+
+    from aiat_perception.metrics.matching import LabeledBox, match_frame
+
+    classes = ['a', 'b', 'c']
+    samples, dets = _random_case(seed)
+    gt, results = build_coco(samples, classes, dets)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(results), 'bbox')
+        ev.params.iouThrs = np.array([0.5])
+        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ['all']
+        ev.params.maxDets = [100]
+        ev.evaluate()
+    coco_pairs = {(int(d), int(g)) for e in ev.evalImgs if e is not None
+                  for d, g in zip(e['dtIds'], e['dtMatches'][0]) if g > 0}
+    ours, dt_base, gt_base = set(), 0, 0
+    for s, d in zip(samples, dets):
+        result = match_frame(
+            [LabeledBox(tuple(b), classes[c], float(p)) for b, c, p in zip(d.boxes, d.class_ids, d.scores)],
+            [LabeledBox(tuple(b), classes[c]) for b, c in zip(s.boxes, s.labels)], 0.5)
+        ours |= {(dt_base + i + 1, gt_base + j + 1) for i, j, _ in result.matches}
+        dt_base += len(d)
+        gt_base += len(s.boxes)
+    assert ours == coco_pairs
+
+
+def test_evaluate_bundle_runs_the_detector_and_scores_shared_classes(tmp_path):
+    """Through the inference core on a real (synthetic-weight) ONNX bundle; classes matched by name."""
+    import cv2
+
+    from aiat_perception.inference.synthetic import make_synthetic_bundle
+    from aiat_training.data.dataset import DetectionDataset
+    from aiat_training.train.evaluate import evaluate_bundle
+
+    bundle = make_synthetic_bundle(tmp_path / 'bundle', height=64, width=64, num_classes=3)
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(3):
+        path = tmp_path / f'{i}.png'
+        cv2.imwrite(str(path), rng.integers(0, 255, (48, 80, 3), dtype=np.uint8))
+        samples.append(Sample(path, 80, 48, np.array([[5, 5, 40, 30], [50, 10, 70, 40]], np.float32),
+                              np.array([0, 1])))
+    dataset = DetectionDataset(samples, ['class1', 'truck'])
+    m = evaluate_bundle(bundle, dataset, tmp_path / 'report')
+    assert m['classes'] == ['class1'] and m['ground_truth_boxes'] == 3
+    assert m['bundle_classes_not_scored'] == ['class0', 'class2'] and m['dataset_classes_not_scored'] == ['truck']
+    assert 0.0 <= m['mAP'] <= 1.0 and (tmp_path / 'report' / 'metrics.json').is_file()

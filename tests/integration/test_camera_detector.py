@@ -1,0 +1,193 @@
+"""camera_detector as a real process over DDS: real photos in, Detection2DArray and diagnostics out."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from aiat_perception import assets
+from tests.conftest import spin_until
+
+ROOT = __import__('pathlib').Path(__file__).resolve().parent.parent.parent
+PARAMS = str(ROOT / 'config' / 'camera_detector.yaml')
+
+
+@pytest.fixture
+def detector(start_node):
+    def start(**params):
+        proc = start_node('aiat_perception.nodes.camera_detector', params_file=PARAMS, params=params)
+        return proc
+    return start
+
+
+class Collector:
+    """Subscribes the test node to the detector's outputs and keeps what arrives."""
+
+    def __init__(self, node, debug=False):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+        from vision_msgs.msg import Detection2DArray, LabelInfo
+
+        from aiat_perception.nodes.common import latched_qos, sensor_qos
+        self.node = node
+        self.detections, self.images, self.statuses, self.labels, self.debug = [], [], [], [], []
+        self.receive_ns = []
+        node.create_subscription(Detection2DArray, 'detections', self.on_detections, 50)
+        node.create_subscription(Image, 'image', lambda m: self.images.append(m), sensor_qos('best_effort', 50))
+        node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
+        node.create_subscription(LabelInfo, 'label_info', lambda m: self.labels.append(m), latched_qos())
+
+    def on_detections(self, msg):
+        self.detections.append(msg)
+        self.receive_ns.append(time.time_ns())
+
+    def on_diagnostics(self, msg):
+        self.statuses += [s for s in msg.status if 'camera_detector' in s.name]
+
+    def latest_values(self):
+        from aiat_perception.vision_conversions import diagnostic_values
+        return diagnostic_values(self.statuses[-1]) if self.statuses else {}
+
+
+def labels_of(msg):
+    return {d.results[0].hypothesis.class_id for d in msg.detections}
+
+
+def test_real_photos_give_classes_header_and_diagnostics(test_node, start_node, detector):
+    collect = Collector(test_node)
+    detector()
+    start_node('aiat_perception.nodes.image_publisher',
+               params={'images': [str(assets.darknet_image('dog.jpg'))], 'rate_hz': 4.0,
+                       'frame_id': 'front_camera'})
+    assert spin_until(test_node, lambda: len(collect.detections) >= 3 and len(collect.statuses) >= 2
+                      and collect.latest_values().get('frames_processed', '0') != '0', timeout=60)
+    msg = collect.detections[-1]
+    assert {'bicycle', 'dog', 'truck'} <= labels_of(msg)
+    assert msg.header.frame_id == 'front_camera'
+    sent = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in collect.images}
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) in sent  # the input's own stamp
+    bike = next(d for d in msg.detections if d.results[0].hypothesis.class_id == 'bicycle')
+    assert abs(bike.bbox.center.position.x - 346) < 30 and abs(bike.bbox.center.position.y - 276) < 30
+    assert collect.labels and len(collect.labels[0].class_map) == 80
+    assert collect.labels[0].class_map[1].class_name == 'bicycle'
+
+    values = collect.latest_values()
+    assert float(values['input_rate_hz']) > 1.0 and float(values['output_rate_hz']) > 1.0
+    assert float(values['processing_ms_p50']) > 0 and float(values['inference_ms_p50']) > 0
+    assert 0 < float(values['pipeline_latency_ms_p50']) < 1000
+    assert collect.statuses[-1].level == b'\x00', collect.statuses[-1].message
+
+
+def test_publisher_faster_than_model_keeps_output_fresh(test_node, start_node, detector):
+    """Input well above the node's capacity: frames are dropped, latency does not grow."""
+    collect = Collector(test_node)
+    detector(num_threads=1)
+    start_node('aiat_perception.nodes.image_publisher',
+               params={'images': [str(assets.darknet_image('dog.jpg'))], 'rate_hz': 60.0,
+                       'width': 1280, 'height': 720})
+    assert spin_until(test_node, lambda: len(collect.detections) >= 60, timeout=90)
+    latency_ms = np.array([(r - (m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)) / 1e6
+                           for m, r in zip(collect.detections, collect.receive_ns)])[5:]
+    spin_until(test_node, lambda: False, timeout=1.2)
+    values = collect.latest_values()
+    processing_p95 = float(values['processing_ms_p95'])
+    assert int(values['frames_dropped']) > 0
+    # Output lags by at most about one frame's processing: the newest frame waits for the current one.
+    assert np.percentile(latency_ms, 90) < 2 * processing_p95 + 60, (latency_ms, processing_p95)
+    # No growing queue: the last third is not slower than the first third.
+    third = len(latency_ms) // 3
+    assert np.median(latency_ms[-third:]) < np.median(latency_ms[:third]) + processing_p95, latency_ms
+
+
+def test_malformed_frames_are_counted_and_skipped(test_node, detector):
+    from sensor_msgs.msg import Image
+
+    from aiat_perception.msg_conversions import numpy_to_image
+    from aiat_perception.nodes.common import sensor_qos
+    import cv2
+
+    collect = Collector(test_node)
+    detector(reliability='reliable')
+    pub = test_node.create_publisher(Image, 'image', sensor_qos('reliable'))
+    assert spin_until(test_node, lambda: pub.get_subscription_count() > 0, timeout=30)
+    good = numpy_to_image(cv2.imread(str(assets.darknet_image('dog.jpg'))), 'bgr8')
+    bad = [Image(height=10, width=10, encoding='bgr8', step=5, data=bytes(300)),       # wrong step
+           Image(height=10, width=10, encoding='bgr8', step=30, data=bytes(100)),      # truncated
+           Image(height=10, width=10, encoding='yuv_unknown', step=30, data=bytes(300)),
+           Image(height=0, width=0, encoding='bgr8', step=0, data=b''),                # empty
+           numpy_to_image(np.zeros((10, 10), np.float32), '32FC1')]                    # not a colour image
+    good.header.frame_id = 'warm_up'  # the first reliable samples can precede the match; settle first
+    while not any(m.header.frame_id == 'warm_up' for m in collect.detections):
+        pub.publish(good)
+        assert spin_until(test_node, lambda: any(m.header.frame_id == 'warm_up'
+                                                 for m in collect.detections), timeout=1.0) or \
+            len(collect.detections) < 100
+    for msg in bad:
+        pub.publish(msg)
+        spin_until(test_node, lambda: False, timeout=0.15)
+    good.header.frame_id = 'after_bad_frames'
+    good.header.stamp = test_node.get_clock().now().to_msg()
+    pub.publish(good)
+    assert spin_until(test_node, lambda: any(m.header.frame_id == 'after_bad_frames'
+                                             for m in collect.detections), timeout=30)
+    assert spin_until(test_node, lambda: int(collect.latest_values().get('frames_malformed', 0)) >= 5,
+                      timeout=10), (collect.latest_values()["frames_malformed"], collect.latest_values()["frames_received"], collect.latest_values()["last_problem"])
+    status = collect.statuses[-1]
+    assert status.level == b'\x01' and 'malformed' in status.message
+    assert 'Image.' in collect.latest_values()['last_problem']
+
+
+def test_invalid_parameters_stop_with_names(start_node):
+    proc = start_node('aiat_perception.nodes.camera_detector',
+                      params={'score_threshold': 2.0, 'reliability': 'sometimes', 'stats_window': 0})
+    assert proc.wait(timeout=60) == 2
+    out = proc.output()
+    for name in ('score_threshold', 'reliability', 'stats_window'):
+        assert name in out, out
+    proc = start_node('aiat_perception.nodes.camera_detector',
+                      params={'bundle_path': '/nonexistent/bundle'})
+    assert proc.wait(timeout=60) == 2
+    assert 'bundle_path' in proc.output() and '/nonexistent/bundle' in proc.output()
+    proc = start_node('aiat_perception.nodes.camera_detector', params={'class_filter': ['unicorn']})
+    assert proc.wait(timeout=60) == 2 and 'unicorn' in proc.output()
+
+
+def test_debug_image_only_when_subscribed_and_dynamic_filter(test_node, start_node, detector):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from sensor_msgs.msg import Image
+
+    from aiat_perception.nodes.common import sensor_qos
+
+    collect = Collector(test_node)
+    detector()
+    start_node('aiat_perception.nodes.image_publisher',
+               params={'images': [str(assets.darknet_image('dog.jpg'))], 'rate_hz': 5.0})
+    assert spin_until(test_node, lambda: int(collect.latest_values().get('frames_processed', 0)) >= 5,
+                      timeout=60)
+    assert collect.latest_values()['debug_images_published'] == '0'
+
+    debug = []
+    test_node.create_subscription(Image, 'detections/image', debug.append, sensor_qos('reliable'))
+    assert spin_until(test_node, lambda: len(debug) >= 2, timeout=30)
+    assert debug[-1].encoding == 'rgb8' and (debug[-1].width, debug[-1].height) == (768, 576)
+
+    client = test_node.create_client(SetParameters, '/camera_detector/set_parameters')
+    assert client.wait_for_service(timeout_sec=10)
+    request = SetParameters.Request(parameters=[Parameter(
+        name='class_filter', value=ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
+                                                  string_array_value=['dog']))])
+    future = client.call_async(request)
+    assert spin_until(test_node, future.done, timeout=10) and future.result().results[0].successful
+    count = len(collect.detections)
+    assert spin_until(test_node, lambda: len(collect.detections) >= count + 3, timeout=30)
+    assert labels_of(collect.detections[-1]) == {'dog'}
+
+    bad = SetParameters.Request(parameters=[Parameter(
+        name='score_threshold', value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                     double_value=3.0))])
+    future = client.call_async(bad)
+    assert spin_until(test_node, future.done, timeout=10)
+    result = future.result().results[0]
+    assert not result.successful and 'score_threshold' in result.reason
