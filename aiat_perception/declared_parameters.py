@@ -101,7 +101,8 @@ def type_problem(value, default) -> Optional[str]:
     want, got = parameter_type(default), parameter_type(value)
     if want is None or got is None or want == got:
         return None
-    return f'is {value!r} ({got}) but the node declares a {want} (default {default!r})'
+    article = 'an' if want[0] in 'aeiou' else 'a'
+    return f'is {value!r} ({got}) but the node declares {article} {want} (default {default!r})'
 
 
 # ----------------------------------------------------------------------------- reading the source

@@ -356,6 +356,9 @@ def condition_holds(spec: NodeSpec, values: Dict[str, str]) -> bool:
     return held != spec.condition.negate
 
 
+OMIT = object()  # an inline parameter left to the parameter files
+
+
 def resolve_parameter(value, values: Dict[str, str]):
     """Substitute ``$(arg ...)``; a value that is exactly one ``$(arg X)`` takes X's YAML type.
     Returns :data:`OMIT` for a whole-value substitution of an empty argument."""
@@ -375,8 +378,6 @@ def resolve_parameter(value, values: Dict[str, str]):
         return parsed if isinstance(parsed, (bool, int, float, str, list)) else text
     return substitute(value, values)
 
-
-OMIT = object()
 
 
 def resolve_params_file(text: str, config: Path, where: str) -> Path:
@@ -449,14 +450,11 @@ def parameter_text(value) -> str:
 
 def executables() -> Dict[str, str]:
     """Console scripts of the installed ``aiat_perception`` distribution: name -> 'module:function'."""
+    from importlib.metadata import PackageNotFoundError, distribution
     try:
-        from importlib.metadata import PackageNotFoundError, distribution
-        try:
-            found = {ep.name: ep.value for ep in distribution(PACKAGE).entry_points
-                     if ep.group == 'console_scripts'}
-        except PackageNotFoundError:
-            found = {}
-    except ImportError:
+        found = {ep.name: ep.value for ep in distribution(PACKAGE).entry_points
+                 if ep.group == 'console_scripts'}
+    except PackageNotFoundError:
         found = {}
     return {**FALLBACK_EXECUTABLES, **found}
 

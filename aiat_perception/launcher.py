@@ -167,7 +167,7 @@ def describe_arguments(graph: lg.Graph) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog='aiat-launch', description=__doc__.split('\n\n')[0],
+        prog='aiat-launch', description=__doc__.replace('``', ''),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f'Graphs in {lg.config_dir() / "launch"}: {", ".join(lg.available_graphs()) or "none"}')
     parser.add_argument('graph', help='graph name (e.g. camera_detector) or path to a graph YAML file')

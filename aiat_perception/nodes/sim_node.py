@@ -153,7 +153,7 @@ def make_node():
             self.detections_topic = declare('detections_topic', 'detections')
             self.lockstep_timeout_s = float(declare('lockstep_timeout_s', 5.0))
             self.wait_for_detector_s = float(declare('wait_for_detector_s', 60.0))
-            self.wait_for_ground_truth_subscriber = bool(declare('wait_for_ground_truth_subscriber', False))
+            self.wait_for_subscribers = self._parse_waits(declare('wait_for_subscribers', ['']))
             self.max_frames = int(declare('max_frames', 0))
             self.clock_start_s = float(declare('clock_start_s', 1.0))
             self.publish_lidar_2d = bool(declare('publish_lidar_2d', True))
@@ -209,9 +209,10 @@ def make_node():
             self.pub_clock = self.create_publisher(Clock, '/clock', sensor_qos('reliable', depth=10))
             self._answered = threading.Condition()
             self._answer_stamps: set = set()
+            self.sub_detections = None
             if self.mode == 'lockstep':
-                self.create_subscription(Detection2DArray, self.detections_topic, self.on_detections,
-                                         sensor_qos('reliable', depth=10))
+                self.sub_detections = self.create_subscription(
+                    Detection2DArray, self.detections_topic, self.on_detections, sensor_qos('reliable', depth=10))
             self.Header, self.Clock, self.TFMessage = Header, Clock, TFMessage
             self.numpy_to_image = numpy_to_image
             self.frames = 0
@@ -242,15 +243,33 @@ def make_node():
                 self._answer_stamps = {s for s in self._answer_stamps if s > stamp_ns}
             return True
 
+        @staticmethod
+        def _parse_waits(items) -> Dict[str, int]:
+            waits = {}
+            for item in items:
+                if not item:
+                    continue
+                topic, sep, count = item.rpartition(':')
+                if not sep or not topic or not count.isdigit():
+                    raise ParameterError(f"wait_for_subscribers: expected 'topic:count', got {item!r}")
+                waits[topic] = int(count)
+            return waits
+
+        def _matched(self, topic: str) -> int:
+            name = self.resolve_topic_name(topic)
+            for pub in self.publishers:
+                if pub.topic_name == name:
+                    return pub.get_subscription_count()  # matched with our publisher, not just discovered
+            return self.count_subscribers(name)
+
         def _wait_for_peers(self) -> bool:
             deadline = time.monotonic() + self.wait_for_detector_s
             while not self._stop.is_set() and time.monotonic() < deadline:
                 ready = (self.pub_image.get_subscription_count() > 0
-                         and self.count_publishers(self.resolve_topic_name(self.detections_topic)) > 0
-                         and (not self.wait_for_ground_truth_subscriber
-                              or self.pub_gt2d.get_subscription_count() > 0))
+                         and self.sub_detections.get_publisher_count() > 0
+                         and all(self._matched(t) >= n for t, n in self.wait_for_subscribers.items()))
                 if ready:
-                    time.sleep(0.5)  # let the reverse direction of discovery settle too
+                    time.sleep(0.2)  # the peers' side of the matching completes about now too
                     return True
                 time.sleep(0.05)
             return False

@@ -102,6 +102,12 @@ def pedestrian(client: int, scale: float = 1.0,
     return _person_body(client, collisions, visuals, parts)
 
 
+def set_person_colors(client: int, body: int, shirt, trousers, skin) -> None:
+    """Recolour a :func:`pedestrian` (links: head, two legs, two arms after the torso base)."""
+    for link, colour in ((-1, shirt), (0, skin), (1, trousers), (2, trousers), (3, shirt), (4, shirt)):
+        p.changeVisualShape(body, link, rgbaColor=list(colour), physicsClientId=client)
+
+
 def _person_body(client, collisions, visuals, parts) -> int:
     # The base (torso) is placed at its own centre; links are offsets from it.
     # The base frame sits at the torso centre and stays at the origin until the actor is placed.

@@ -29,6 +29,7 @@ MAP_FRAME = 'map'
 ISOLATION_OFFSET = np.array([0.0, 0.0, -5000.0])  # where one actor is rendered alone (see _isolated)
 ISOLATION_MAX_PIXELS = 160                        # longest side of an isolated render
 GRASS_PALETTE_BGR = ((60, 120, 70), (40, 100, 60), (70, 140, 90), (50, 110, 100), (80, 130, 110), (45, 90, 75))
+SKIN_TONES = ((0.95, 0.8, 0.7), (0.85, 0.65, 0.5), (0.65, 0.45, 0.3), (0.45, 0.3, 0.2))
 _SENSOR_STREAM = {'lidar_2d': 1, 'lidar_3d': 2, 'randomize': 3}
 
 
@@ -92,6 +93,14 @@ class _Actor:
     reflectivity: float
     load_pose: np.ndarray        # pose pybullet reports for the base at load time (its inertial frame)
     map_from_box: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+
+def _sky_color(rng: np.random.Generator, low: float, high: float, min_ratio: float) -> Tuple[int, int, int]:
+    """A blue-to-grey sky colour (RGB): red <= green <= blue."""
+    blue = rng.uniform(low, high)
+    red_ratio = rng.uniform(min_ratio, 1.0)
+    green_ratio = rng.uniform(red_ratio, 1.0)
+    return (int(blue * red_ratio), int(blue * green_ratio), int(blue))
 
 
 class SimWorld:
@@ -174,10 +183,9 @@ class SimWorld:
                 direction=(math.cos(az) * math.cos(el), math.sin(az) * math.cos(el), math.sin(el)),
                 color=tuple(float(v) for v in tint), ambient=float(rng.uniform(0.4, 0.8)),
                 diffuse=float(rng.uniform(0.25, 0.7)), specular=float(rng.uniform(0.0, 0.3)),
-                sky_top=tuple(int(v) for v in rng.integers([90, 120, 160], [200, 215, 250])),
-                sky_horizon=tuple(int(v) for v in rng.integers([180, 185, 190], [245, 245, 250])))
+                sky_top=_sky_color(rng, 150, 250, 0.55), sky_horizon=_sky_color(rng, 200, 250, 0.85))
         if rnd.textures:
-            # a small palette keeps the number of texture files (and GPU-less texture memory) bounded
+            # a small palette keeps the number of texture files (and loaded textures) bounded
             grass = GRASS_PALETTE_BGR[int(rng.integers(len(GRASS_PALETTE_BGR)))]
             ground_tex = surface_texture('grass', int(rng.integers(0, 4)), base_bgr=grass)
             asphalt = float(rng.uniform(0.18, 0.42))
@@ -198,9 +206,14 @@ class SimWorld:
                     bias = round(float(rng.uniform(-20, 20)) / 10) * 10
                     tex = self._texture(photo_texture(cfg.asset, gain, bias))
                     p.changeVisualShape(actor.body, -1, textureUniqueId=tex, physicsClientId=self.client)
-                elif cfg.color is None and cfg.asset not in ('traffic_cone',):
+                elif cfg.color is None and cfg.asset == 'pedestrian':
+                    shirt, trousers = (tuple(float(v) for v in rng.uniform(0.05, 0.9, 3)) + (1.0,) for _ in range(2))
+                    skin = tuple(float(v) for v in SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]) + (1.0,)
+                    bodies.set_person_colors(self.client, actor.body, shirt, trousers, skin)
+                elif cfg.color is None and cfg.asset != 'traffic_cone':
+                    # the base link only: a car's body changes colour, its wheels stay black
                     colour = tuple(float(v) for v in rng.uniform(0.05, 0.95, 3)) + (1.0,)
-                    bodies.set_color(self.client, actor.body, colour)
+                    p.changeVisualShape(actor.body, -1, rgbaColor=list(colour), physicsClientId=self.client)
             offset = (0.0, 0.0)
             if rnd.placement_jitter > 0:
                 r = rnd.placement_jitter * math.sqrt(rng.uniform())

@@ -91,7 +91,8 @@ def worker_init_fn(worker_id: int) -> None:
     dataset = info.dataset
     if getattr(dataset, 'transform', None) is not None:
         dataset.transform.set_random_seed(int(info.seed % (2 ** 31)))
-    cv2.setNumThreads(1)   # workers are the parallelism; OpenCV's own threads would oversubscribe
+    # No cv2.setNumThreads() here: in a forked worker it deadlocks on the thread pool inherited
+    # from a parent that already ran OpenCV (seen with OpenCV 5).
 
 
 def make_loader(dataset: TrainingDataset, batch_size: int = 16, shuffle: bool = True,

@@ -57,14 +57,17 @@ def split_dataset(dataset: DetectionDataset, fractions=(0.6, 0.2, 0.2), seed: in
         rarest_count = rarity.min(axis=1)
         order = order[np.argsort(rarest_count[order], kind='stable')]
         for g in order:
+            # Deficits are relative (share still missing), so a split that has none of a class yet
+            # comes first: rare classes reach every split and no split is left empty.
             if presence[g].any():
                 c = rarest[g]
-                deficit = want_class[:, c] - have_class[:, c]
+                deficit = (want_class[:, c] - have_class[:, c]) / np.maximum(want_class[:, c], 1e-9)
             else:
-                deficit = want_images - have_images
-            image_deficit = want_images - have_images
-            # most-lacking split for the rarest class; ties -> most-lacking in images; never a 0-fraction split
-            score = np.where(fractions > 0, deficit, -np.inf)
+                deficit = (want_images - have_images) / np.maximum(want_images, 1e-9)
+            image_deficit = (want_images - have_images) / np.maximum(want_images, 1e-9)
+            # most-lacking split for the group's rarest class and in images (so group sizes do not
+            # skew the split sizes); a split with fraction 0 never gets anything
+            score = np.where(fractions > 0, deficit + image_deficit, -np.inf)
             candidates = np.flatnonzero(score >= score.max() - 1e-9)
             s = candidates[np.argmax(image_deficit[candidates])]
             assignment[g] = s
@@ -72,7 +75,8 @@ def split_dataset(dataset: DetectionDataset, fractions=(0.6, 0.2, 0.2), seed: in
             have_images[s] += sizes[g]
     else:
         for g in order:
-            deficit = np.where(fractions > 0, want_images - have_images, -np.inf)
+            deficit = np.where(fractions > 0, (want_images - have_images) / np.maximum(want_images, 1e-9),
+                               -np.inf)
             s = int(np.argmax(deficit))
             assignment[g] = s
             have_images[s] += sizes[g]

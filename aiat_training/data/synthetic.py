@@ -43,7 +43,9 @@ def render_kitti_dataset(out_dir: str | Path, frames: int = 20, size=(1242, 375)
         for _ in range(int(rng.integers(1, max_objects + 1))):
             name = names[int(rng.choice(len(names), p=weights))]
             color, (lo, hi), aspect = CLASS_STYLE[name]
-            h = float(rng.uniform(lo, hi)) / max(aspect, 1.0) if aspect > 1 else float(rng.uniform(lo, hi))
+            k = height / 375.0
+            h = float(rng.uniform(lo, hi)) * k / max(aspect, 1.0) if aspect > 1 else float(rng.uniform(lo, hi)) * k
+            h = max(h, 4.0)
             w = h * aspect * float(rng.uniform(0.85, 1.15))
             h, w = min(h, height * 0.9), min(w, width * 0.5)
             x1 = float(rng.uniform(0, width - w))
@@ -55,8 +57,8 @@ def render_kitti_dataset(out_dir: str | Path, frames: int = 20, size=(1242, 375)
             lines.append(f'{name} 0.00 {occluded} 0.00 {x1i:.2f} {y1i:.2f} {x2i:.2f} {y2i:.2f} '
                          '1.50 1.60 3.90 0.00 1.50 20.00 0.00')
         if dontcare and rng.random() < 0.5:
-            x1 = float(rng.uniform(0, width - 60))
-            lines.append(f'DontCare -1 -1 -10 {x1:.2f} 150.00 {x1 + 50:.2f} 180.00 '
+            x1, y1 = float(rng.uniform(0, width * 0.9)), height * 0.4
+            lines.append(f'DontCare -1 -1 -10 {x1:.2f} {y1:.2f} {x1 + width * 0.05:.2f} {y1 + height * 0.08:.2f} '
                          '-1 -1 -1 -1000 -1000 -1000 -10')
         cv2.imwrite(str(out / 'image_2' / f'{frame_id}.png'), image)
         (out / 'label_2' / f'{frame_id}.txt').write_text('\n'.join(lines) + '\n')

@@ -165,8 +165,8 @@ nodes:
     launcher.proc.send_signal(signal.SIGINT)
     assert launcher.wait(timeout=20) == 0, launcher.output()
     out = launcher.output()
-    assert re.search(r'^\[front/cam\s*\] \[INFO\] .*publishing 1 frame\(s\) 64x48 bgr8 at 20.0 Hz on /launch_test/image',
-                     out, re.M), out
+    assert re.search(r'^\[front/cam\s*\] \[INFO\] .*publishing \d+ frame\(s\) 64x48 bgr8 at 20.0 Hz '
+                     r'on /launch_test/image', out, re.M), out
     assert 'all nodes stopped (exit code 0)' in out
 
 

@@ -59,9 +59,11 @@ def test_augmented_boxes_stay_in_the_input_and_collate(dataset):
             assert boxes[:, [1, 3]].min() >= 0 and boxes[:, [1, 3]].max() <= 64
 
 
-def test_loader_with_two_workers(dataset):
+@pytest.mark.timeout(60)
+def test_loader_with_two_workers_after_opencv_ran_in_the_parent(dataset):
+    TrainingDataset(dataset, InputSection(height=64, width=64), AugmentationSection())[0]
     train = TrainingDataset(dataset, InputSection(height=64, width=64), AugmentationSection())
-    loader = make_loader(train, batch_size=2, num_workers=2, seed=0)
+    loader = make_loader(train, batch_size=2, num_workers=2, seed=0, timeout=30)
     batches = list(loader)
     assert len(batches) == 2 and batches[0]['image'].shape == (2, 3, 64, 64)
     assert sorted(i for b in batches for i in b['index']) == [0, 1, 2, 3]

@@ -126,12 +126,14 @@ def test_arguments_parameters_and_remappings_resolve(config):
         """))
     (node,) = lg.resolve(graph, {'topic': '/cam/raw'}, config)
     assert node.params_files == [config / 'pub.yaml']
-    # a whole-value argument takes its YAML type; an empty one is left to the parameter file
-    assert node.parameters == {'rate_hz': 7, 'video': '/videos/front.avi', 'images': ['a.jpg', 'front.jpg']}
+    # a whole-value argument takes its YAML type (7 becomes 7.0 for the double parameter rate_hz);
+    # an empty one is left to the parameter file
+    assert node.parameters == {'rate_hz': 7.0, 'video': '/videos/front.avi', 'images': ['a.jpg', 'front.jpg']}
+    assert isinstance(node.parameters['rate_hz'], float)
     assert node.fqn == '/front/pub'
     assert node.ros_args() == [
         '--ros-args', '-r', '__node:=pub', '-r', '__ns:=/front', '--params-file', str(config / 'pub.yaml'),
-        '-p', 'rate_hz:=7', '-p', 'video:=/videos/front.avi', '-p', "images:=[a.jpg, front.jpg]",
+        '-p', 'rate_hz:=7.0', '-p', 'video:=/videos/front.avi', '-p', "images:=[a.jpg, front.jpg]",
         '-r', 'image:=/cam/raw']
     (node,) = lg.resolve(graph, {'rate': '2.5', 'frame': 'true'}, config)
     assert node.parameters['rate_hz'] == 2.5 and node.parameters['frame_id'] is True
@@ -230,7 +232,9 @@ def test_malformed_graph_is_rejected_naming_file_and_key(config, text, message):
 
 def test_validation_finds_what_ros_would_silently_ignore(config):
     write(config / 'other.yaml', 'someone_else:\n  ros__parameters: {rate_hz: 1.0}\n')
-    write(config / 'typo.yaml', '/**:\n  ros__parameters: {rate_hz: 1.0, rate: 2.0}\n')
+    write(config / 'typo.yaml', 'image_publisher:\n  ros__parameters: {rate_hz: 1.0, rate: 2.0}\n')
+    write(config / 'shared.yaml', '/**:\n  ros__parameters: {use_sim_time: true, other_nodes_param: 1}\n')
+    write(config / 'types.yaml', 'image_publisher:\n  ros__parameters: {rate_hz: 20, width: wide, images: [1]}\n')
     assert errors_of(config, 'nodes: [{executable: image_publisher, params_files: [pub.yaml]}]') == ''
     # renamed node: the file's section no longer applies
     assert 'parameter file ' + str(config / 'pub.yaml') + ' has no section for node /cam' in errors_of(
@@ -242,8 +246,21 @@ def test_validation_finds_what_ros_would_silently_ignore(config):
     # misspelt parameter names, from a file and inline
     found = errors_of(config, """
         nodes: [{executable: image_publisher, params_files: [typo.yaml], parameters: {fps: 2}}]""")
-    assert f"parameter 'rate' (from {config / 'typo.yaml'} (/**)) is not declared by image_publisher" in found
+    typo = config / 'typo.yaml'
+    assert f"parameter 'rate' (from {typo} (image_publisher)) is not declared by image_publisher" in found
     assert "parameter 'fps' (from inline parameters) is not declared by image_publisher" in found
+    # a section for every node may hold other nodes' parameters: a warning only
+    report = lg.validate(lg.load_graph(graph_file(
+        config, 'nodes: [{executable: image_publisher, params_files: [shared.yaml]}]')), config=config)
+    assert report.errors == [] and len(report.warnings) == 1 and 'other_nodes_param' in report.warnings[0]
+    # values rclpy would refuse at start
+    found = errors_of(config, 'nodes: [{executable: image_publisher, params_files: [types.yaml], '
+                              'parameters: {count: "3"}}]')
+    assert "parameter 'rate_hz' (from " + str(config / 'types.yaml') + " (image_publisher)) is 20 (integer) " \
+           "but the node declares a double (default 5.0)" in found
+    assert "parameter 'width' (from " in found and "is 'wide' (string) but the node declares an integer" in found
+    assert "'images' (from " in found and "(integer array) but the node declares a string array" in found
+    assert "parameter 'count' (from inline parameters) is '3' (string)" in found
     assert "nodes[0] (nonexistent): executable 'nonexistent' is not a console script" in errors_of(
         config, 'nodes: [{executable: nonexistent}]')
     assert 'is also used by' in errors_of(
@@ -308,8 +325,20 @@ def test_declared_parameters_in_the_styles_the_nodes_use():
         """)
     found = lg.declared_parameters(source)
     assert found.unresolved == []
-    assert found.names == {'direct', 'keyword', 'via_lambda', 'via_method', 'warn_x', 'error_x', 't1', 't2',
-                           'prefix.k1', 'prefix.k2', 'ns.p1', 'ns.p2'}
+    assert found.defaults == {'direct': 1, 'keyword': 2, 'via_lambda': 3, 'via_method': 4, 'warn_x': 1,
+                              'error_x': 2, 't1': 0, 't2': '', 'prefix.k1': 0, 'prefix.k2': 0,
+                              'ns.p1': 1, 'ns.p2': 2}
+    assert found.names == set(found.defaults)
+
+
+def test_parameter_types_and_coercion():
+    from aiat_perception.declared_parameters import coerce, parameter_type, type_problem
+    assert [parameter_type(v) for v in (True, 1, 1.0, 's', [''], [1, 2.0], [], [1, 'a'])] == [
+        'bool', 'integer', 'double', 'string', 'string array', 'double array', None, None]
+    assert coerce(3, 1.0) == 3.0 and isinstance(coerce(3, 1.0), float)
+    assert coerce([1, 2], [0.5]) == [1.0, 2.0] and coerce(3, 1) == 3 and coerce(True, 1.0) is True
+    assert type_problem(3, 1.0) == 'is 3 (integer) but the node declares a double (default 1.0)'
+    assert type_problem([], ['']) is None and type_problem('x', 'y') is None
 
 
 def test_unreadable_declarations_turn_unknown_names_into_warnings(config, tmp_path, monkeypatch):
