@@ -10,4 +10,4 @@ cd "$repo"
 bash scripts/setup_env.sh full
 .venv/bin/python -m aiat_perception.prepare_data
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
-exec .venv/bin/aiat-launch sim_demo --duration "${DEMO_SECONDS:-90}" mode:=lockstep max_frames:="${DEMO_FRAMES:-60}" "$@"
+exec .venv/bin/aiat-launch sim_demo --duration "${DEMO_SECONDS:-90}" mode:=realtime max_frames:="${DEMO_FRAMES:-60}" "$@"

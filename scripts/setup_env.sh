@@ -32,6 +32,10 @@ case "$flavour" in
   *) echo "unknown environment '$flavour' (full, lean310, numpy121)" >&2; exit 2 ;;
 esac
 
+pip_install() {  # quiet pip; drops the machine's notes about absent local mirror folders
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v '^WARNING: Location' >&2)
+}
+
 req_args=()
 for r in $reqs; do req_args+=(-r "requirements/$r.txt"); done
 digest=$( (cat setup.py; for r in $reqs; do cat "requirements/$r.txt"; done) | sha256sum | cut -c1-16)
@@ -42,10 +46,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   echo "[setup] installing $flavour environment into $venv (first run: a few minutes)" >&2
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip wheel setuptools
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${req_args[@]}"
+  pip_install -U pip wheel setuptools
+  pip_install "${req_args[@]}"
   if [ "$editable" = 1 ]; then
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+    pip_install --no-deps --no-build-isolation -e . > /dev/null
   fi
   echo "$digest" > "$stamp"
 fi

@@ -68,6 +68,32 @@ def pytest_configure(config):
         config.addinivalue_line('markers', f'{name}: {text}')
 
 
+# Environments hold different parts on purpose (.venv310 and .venv-np121 have no torch or PyBullet,
+# like a vehicle); files of a part whose library the environment lacks are not collected there. The
+# full environment (.venv) runs everything.
+PART_REQUIRES = {'training': 'torch', 'sim': 'pybullet'}
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is None
+
+
+def pytest_ignore_collect(collection_path, config):
+    name = Path(str(collection_path)).name
+    for part, module in PART_REQUIRES.items():
+        if any(fnmatch.fnmatch(name, p) for p in MARKERS_BY_FILE[part]) and _missing(module):
+            return True
+    return None
+
+
+def pytest_report_header(config):
+    absent = [f'{part} (no {module})' for part, module in PART_REQUIRES.items() if _missing(module)]
+    if absent:
+        return 'not collected in this environment: ' + ', '.join(absent)
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = Path(str(item.fspath))

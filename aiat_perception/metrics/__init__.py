@@ -1,0 +1,1 @@
+"""Detection metrics (ROS-free): IoU matching, precision/recall, running averages."""

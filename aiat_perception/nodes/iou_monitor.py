@@ -7,7 +7,8 @@ Detections and ground truth are paired by ``header.stamp``; each pair is matched
   windowed recall or mean IoU falls below the thresholds;
 - ``metrics`` (std_msgs/Float64MultiArray): the same numbers in the order of ``METRIC_NAMES``
   (``layout.dim[0].label`` lists them), one message per paired frame.
-Unpaired messages older than ``pair_timeout_s`` (by stamp, against the newest stamp seen) are
+``latency_ms`` is detection arrival minus stamp, reported only for system-clock stamps (real-time
+mode; NaN otherwise). Unpaired messages older than ``pair_timeout_s`` (by stamp, against the newest stamp seen) are
 dropped and counted. Parameters: see config/iou_monitor.yaml.
 """
 from __future__ import annotations
@@ -49,9 +50,10 @@ def parse_aliases(items) -> Dict[str, str]:
     for item in items:
         if not item:
             continue
-        src, sep, dst = item.partition(':')
+        # 'from:to' or 'from=to' (the latter needs no quotes on a --ros-args command line)
+        src, sep, dst = item.partition('=' if '=' in item else ':')
         if not sep or not src or not dst:
-            raise ParameterError(f"class_aliases: expected 'from:to', got {item!r}")
+            raise ParameterError(f"class_aliases: expected 'from:to' or 'from=to', got {item!r}")
         aliases[src] = dst
     return aliases
 
@@ -156,7 +158,10 @@ def make_node():
             result = match_frame(dets, gts, self.iou_threshold, self.class_agnostic)
             self.metrics.update(result)
             window, total = self.metrics.windowed(), self.metrics.total()
-            latency_ms = (received_ns - stamp) / 1e6 if received_ns is not None else float('nan')
+            latency_ms = float('nan')
+            if received_ns is not None and 0 <= received_ns - stamp < 60e9:
+                # stamps on the system clock (real-time mode); lockstep stamps are simulation time
+                latency_ms = (received_ns - stamp) / 1e6
             values = (stamp / 1e9, result.mean_iou, result.precision, result.recall, result.tp, result.fp, result.fn,
                       window['mean_iou'], window['precision'], window['recall'],
                       total['mean_iou'], total['precision'], total['recall'], total['frames'], latency_ms)

@@ -1,0 +1,1 @@
+"""PyBullet simulator: scenarios, world and sensors, ground truth, KITTI/COCO dataset writer."""

@@ -120,6 +120,7 @@ class SimWorld:
         for actor in self.actors:
             self._body_actor[actor.body] = actor.index
             self._reflectivity[actor.body] = actor.reflectivity
+        self._segment_lookup = np.concatenate([[-1], self._body_actor]).astype(np.int32)
         self._body_reflectivity = np.full(len(self._body_actor), 0.5)
         for body, value in self._reflectivity.items():
             self._body_reflectivity[body] = value
@@ -325,19 +326,17 @@ class SimWorld:
         K = self.camera_matrix(width, height)
         map_from_optical = self.map_from_base @ self.base_from_optical()
         rgba, zbuf, seg = self._render(K, width, height, map_from_optical, cam)
-        body = np.where(seg >= 0, seg & ((1 << 24) - 1), -1)
-        body = np.clip(body, -1, len(self._body_actor) - 1)
-        actor_seg = np.where(body >= 0, self._body_actor[np.maximum(body, 0)], -1).astype(np.int32)
-        depth = (cam.far * cam.near / (cam.far - (cam.far - cam.near) * zbuf)).astype(np.float32)
+        # seg holds body ids (-1: nothing); one table lookup maps them to actor indices
+        actor_seg = self._segment_lookup[np.clip(seg, -1, len(self._body_actor) - 1) + 1]
         sky = seg < 0
+        zbuf = zbuf.astype(np.float32, copy=False)
+        depth = np.float32(cam.far * cam.near) / (np.float32(cam.far) - np.float32(cam.far - cam.near) * zbuf)
         depth[sky] = np.inf
-        rgb = rgba[:, :, :3].copy()
-        if sky.any():
-            t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-            top, horizon = np.array(self.lighting.sky_top, np.float32), np.array(self.lighting.sky_horizon, np.float32)
-            gradient = (top * (1 - t) + horizon * t).astype(np.uint8)  # H x 3
-            rows = np.nonzero(sky)[0]
-            rgb[sky] = gradient[rows]
+        t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+        top = np.array(self.lighting.sky_top, np.float32)
+        horizon = np.array(self.lighting.sky_horizon, np.float32)
+        gradient = (top * (1 - t) + horizon * t).astype(np.uint8)  # H x 3
+        rgb = np.where(sky[:, :, None], gradient[:, None, :], rgba[:, :, :3])
         return CameraFrame(self.time, rgb, depth, actor_seg, K, map_from_optical, cam.optical_frame_id)
 
     # ------------------------------------------------------------------ ground truth

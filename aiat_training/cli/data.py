@@ -14,7 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from aiat_training.config import ConfigError, TrainingConfig, load_config
+from pydantic import ValidationError
+
+from aiat_training.config import ConfigError, DataSection, TrainingConfig, _format_errors, load_config
 from aiat_training.data.classmap import ClassMapping, ClassMappingError
 from aiat_training.data.issues import DatasetError, summarize
 from aiat_training.data.readers import FORMATS, read_dataset
@@ -34,13 +36,16 @@ def _dataset_args(parser: argparse.ArgumentParser) -> None:
 
 def _config(args) -> TrainingConfig:
     config = load_config(args.config) if args.config else TrainingConfig()
-    data = config.data
-    for flag, key in (('format', 'format'), ('path', 'path'), ('images', 'images'), ('subset', 'subset'),
-                      ('on_error', 'on_error'), ('sequence_regex', 'sequence_regex')):
-        value = getattr(args, flag, None)
-        if value is not None:
-            setattr(data, key, value)
-    if data.path is None:
+    overrides = {key: getattr(args, key) for key in ('format', 'path', 'images', 'subset', 'on_error',
+                                                     'sequence_regex') if getattr(args, key, None) is not None}
+    if overrides:
+        data = config.data.model_dump()
+        data.update(overrides)
+        try:
+            config.data = DataSection.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_format_errors(exc, 'command line').replace(': ', ': data.', 1)) from None
+    if config.data.path is None:
         raise ConfigError('data.path: no dataset given (use --path or a --config with data.path)')
     return config
 

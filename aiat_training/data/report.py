@@ -240,7 +240,7 @@ def render_markdown(stats: dict, plots: dict[str, str]) -> str:
              f'- images: **{stats["images"]}** ({stats["empty_images"]} without boxes), '
              f'boxes: **{stats["boxes"]}**, ignore regions: {stats["ignore_regions"]}, '
              f'sequences: {stats["sequences"] or "none given"}',
-             f'- image sizes: ' + ', '.join(f'{k} ({v})' for k, v in list(stats['image_sizes'].items())[:5]),
+             '- image sizes: ' + ', '.join(f'{k} ({v})' for k, v in list(stats['image_sizes'].items())[:5]),
              f'- boxes per image: median {stats["boxes_per_image"].get("median", 0):g}, '
              f'mean {stats["boxes_per_image"].get("mean", 0):.2f}, max {stats["boxes_per_image"].get("max", 0):g}',
              f'- read issues: {stats["issues"]["total"]} {stats["issues"]["by_kind"] or ""}',

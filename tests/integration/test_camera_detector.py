@@ -24,7 +24,7 @@ def detector(start_node):
 class Collector:
     """Subscribes the test node to the detector's outputs and keeps what arrives."""
 
-    def __init__(self, node, debug=False):
+    def __init__(self, node, images=True):
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import Image
         from vision_msgs.msg import Detection2DArray, LabelInfo
@@ -34,7 +34,8 @@ class Collector:
         self.detections, self.images, self.statuses, self.labels, self.debug = [], [], [], [], []
         self.receive_ns = []
         node.create_subscription(Detection2DArray, 'detections', self.on_detections, 50)
-        node.create_subscription(Image, 'image', lambda m: self.images.append(m), sensor_qos('best_effort', 50))
+        if images:
+            node.create_subscription(Image, 'image', self.images.append, sensor_qos('best_effort', 50))
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
         node.create_subscription(LabelInfo, 'label_info', lambda m: self.labels.append(m), latched_qos())
 
@@ -81,14 +82,14 @@ def test_real_photos_give_classes_header_and_diagnostics(test_node, start_node, 
 
 def test_publisher_faster_than_model_keeps_output_fresh(test_node, start_node, detector):
     """Input well above the node's capacity: frames are dropped, latency does not grow."""
-    collect = Collector(test_node)
+    collect = Collector(test_node, images=False)  # receiving 60 Hz 720p here would delay this process
     detector(num_threads=1)
     start_node('aiat_perception.nodes.image_publisher',
                params={'images': [str(assets.darknet_image('dog.jpg'))], 'rate_hz': 60.0,
                        'width': 1280, 'height': 720})
     assert spin_until(test_node, lambda: len(collect.detections) >= 60, timeout=90)
     latency_ms = np.array([(r - (m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)) / 1e6
-                           for m, r in zip(collect.detections, collect.receive_ns)])[5:]
+                           for m, r in zip(collect.detections, collect.receive_ns)])[10:]
     spin_until(test_node, lambda: False, timeout=1.2)
     values = collect.latest_values()
     processing_p95 = float(values['processing_ms_p95'])

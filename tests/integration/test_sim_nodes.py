@@ -108,3 +108,15 @@ def test_realtime_sim_publishes_every_sensor_with_matching_stamps(test_node, sta
     static = {(t.header.frame_id, t.child_frame_id) for t in got['tf_static'][0].transforms}
     assert ('base_link', 'camera_link') in static and ('camera_link', 'camera_optical_frame') in static
     assert any(t.child_frame_id == 'base_link' for m in got['tf'] for t in m.transforms)
+
+
+def test_bad_parameters_stop_the_nodes_with_a_message(start_node):
+    sim = start_node('aiat_perception.nodes.sim_node', params={'scenario': 'no_such_scenario'})
+    assert sim.wait(timeout=60) == 2
+    assert 'scenario' in sim.output() and 'no_such_scenario' in sim.output()
+    sim = start_node('aiat_perception.nodes.sim_node', params={'mode': 'turbo'})
+    assert sim.wait(timeout=60) == 2 and 'mode must be one of' in sim.output()
+    monitor = start_node('aiat_perception.nodes.iou_monitor', params={'iou_threshold': 1.5})
+    assert monitor.wait(timeout=60) == 2 and 'iou_threshold' in monitor.output()
+    monitor = start_node('aiat_perception.nodes.iou_monitor', params={'class_aliases': ['truck']})
+    assert monitor.wait(timeout=60) == 2 and 'class_aliases' in monitor.output()

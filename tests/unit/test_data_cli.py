@@ -59,3 +59,10 @@ def test_bad_input_exits_1_naming_the_problem(kitti, tmp_path, capsys):
     config.write_text('augmentation: {flip: {p: 2}}\n')
     assert main(args + ['--config', str(config)]) == 1
     assert 'bad.yaml: augmentation.flip.p' in capsys.readouterr().err
+
+
+def test_flags_are_validated_like_the_config(tmp_path, capsys):
+    assert main(['report', '--format', 'coco', '--path', str(tmp_path / 'a.json'), '--out', str(tmp_path)]) == 1
+    assert 'data.images: required for format coco' in capsys.readouterr().err
+    assert main(['split', '--out', str(tmp_path)]) == 1
+    assert 'data.path' in capsys.readouterr().err

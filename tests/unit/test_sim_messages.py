@@ -93,7 +93,7 @@ def test_monitor_helpers():
     msg.detections.append(Detection2D())  # no hypothesis
     boxes = iou_monitor.boxes_from_msg(msg, min_score=0.5)
     assert [b.box for b in boxes] == [(40.0, 35.0, 60.0, 45.0)]
-    assert iou_monitor.parse_aliases(['truck:car', '']) == {'truck': 'car'}
+    assert iou_monitor.parse_aliases(['truck:car', '', 'bus=car']) == {'truck': 'car', 'bus': 'car'}
     with pytest.raises(ValueError, match='class_aliases'):
         iou_monitor.parse_aliases(['truck'])
     th = {'warn_recall': 0.5, 'error_recall': 0.2, 'warn_mean_iou': 0.5, 'error_mean_iou': 0.3,
