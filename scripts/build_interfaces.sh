@@ -13,7 +13,7 @@ build_root="$venv/.interface-build"
 py_include=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 np_include=$("$py" -c 'import numpy; print(numpy.get_include())')
 py_version=$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-grep -rl /opt/python "$venv/share" --include='*.cmake' 2>/dev/null | while read -r f; do
+{ grep -rl /opt/python "$venv/share" --include='*.cmake' 2>/dev/null || true; } | while read -r f; do
   sed -i -E \
     -e "s#/opt/python/cp[0-9]+-cp[0-9]+/include/python[0-9.]+#$py_include#g" \
     -e "s#/opt/python/cp[0-9]+-cp[0-9]+/lib/python[0-9.]+/site-packages/numpy/(_core|core)/include#$np_include#g" \

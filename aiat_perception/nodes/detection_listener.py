@@ -1,12 +1,14 @@
-"""Prints the ``vision_msgs/Detection2DArray`` it receives, with each message's latency.
+"""Prints the ``vision_msgs/Detection2DArray`` it receives, with each message's latency, and can save
+annotated frames (the detector's ``detections/image``) to a folder.
 
 Useful to watch a detector from a terminal (``ros2 topic echo`` needs ros2cli, which pip-only machines
-lack), and used by the demo. Exits after ``max_messages`` messages when that is > 0.
+lack), and used by the demo. Exits after ``max_messages`` messages when that is > 0. Latency is
+measured on the node's clock (the system clock, or simulation time with use_sim_time).
 """
 from __future__ import annotations
 
 import json
-import time
+from pathlib import Path
 
 from aiat_perception.nodes.common import finish, run_node, sensor_qos, stamp_to_ns
 
@@ -34,14 +36,47 @@ def make_node():
             self.max_messages = int(self.declare_parameter('max_messages', 0).value)
             self.as_json = bool(self.declare_parameter('json', False).value)
             reliability = self.declare_parameter('reliability', 'reliable').value
+            self.quiet = bool(self.declare_parameter('quiet', False).value)
+            save_dir = self.declare_parameter('save_dir', '').value
+            self.save_every = max(1, int(self.declare_parameter('save_every', 10).value))
+            self.save_max = int(self.declare_parameter('save_max', 5).value)
             self.received = 0
+            self.saved = 0
+            self.annotated_seen = 0
+            if save_dir:
+                from sensor_msgs.msg import Image
+                self.save_dir = Path(save_dir)
+                self.save_dir.mkdir(parents=True, exist_ok=True)
+                self.create_subscription(Image, 'annotated_image', self.on_annotated,
+                                         sensor_qos('reliable', depth=2))
             self.create_subscription(Detection2DArray, 'detections', self.on_detections,
                                      sensor_qos(reliability, depth=10))
 
+        def on_annotated(self, msg):
+            import cv2
+
+            from aiat_perception.msg_conversions import MessageFormatError, image_to_numpy
+            self.annotated_seen += 1
+            if self.saved >= self.save_max or (self.annotated_seen - 1) % self.save_every:
+                return
+            try:
+                image = image_to_numpy(msg)
+            except MessageFormatError as exc:
+                self.get_logger().warn(f'cannot save annotated frame: {exc}')
+                return
+            if msg.encoding == 'rgb8':
+                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            path = self.save_dir / f'frame_{stamp_to_ns(msg.header.stamp)}.png'
+            cv2.imwrite(str(path), image)
+            self.saved += 1
+            print(f'saved annotated frame {path}', flush=True)
+
         def on_detections(self, msg):
-            latency_ms = (time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6
+            latency_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(msg.header.stamp)) / 1e6
             self.received += 1
-            if self.as_json:
+            if self.quiet:
+                pass
+            elif self.as_json:
                 print(json.dumps({
                     'stamp_ns': stamp_to_ns(msg.header.stamp), 'frame_id': msg.header.frame_id,
                     'latency_ms': round(latency_ms, 3),
