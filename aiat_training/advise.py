@@ -229,8 +229,33 @@ def advise(dataset: DetectionDataset, model=None, input_cfg: InputSection | None
     return Advice(strategy, STRATEGIES[strategy], reasons, numbers)
 
 
-if __name__ == '__main__':   # quick look: python -m aiat_training.advise <kitti dir>
+def main(argv=None) -> int:
+    """``aiat-train advise``: recommend a transfer strategy for a dataset and print the numbers."""
+    import argparse
+    import json
     import sys
+    from pathlib import Path
 
-    from aiat_training.data.readers import read_kitti
-    print(advise(read_kitti(sys.argv[1], on_error='skip')).format())
+    from aiat_training.cli.data import _dataset_args, _load
+    from aiat_training.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog='aiat-train advise', description=main.__doc__)
+    _dataset_args(parser)
+    parser.add_argument('--max-images', type=int, default=48, help='dataset images probed')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', type=Path, help='also write the advice as JSON here')
+    args = parser.parse_args(argv)
+    try:
+        config, dataset = _load(args)
+    except ConfigError as exc:
+        print(f'aiat-train advise: {exc}', file=sys.stderr)
+        return 2
+    result = advise(dataset, input_cfg=config.input, max_images=args.max_images, seed=args.seed)
+    print(result.format())
+    if args.json:
+        args.json.write_text(json.dumps(result.to_dict(), indent=2, default=float))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

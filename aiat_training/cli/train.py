@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from aiat_training.config import ConfigError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['advise']:  # its own parser: argparse's REMAINDER drops leading --options
+        from aiat_training.advise import main as advise_main
+        return advise_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

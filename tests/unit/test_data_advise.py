@@ -73,3 +73,21 @@ def test_advise_reports_numbers_and_tells_domains_apart(model, tmp_path):
     assert same.numbers['feature_ratio_deep'] < other.numbers['feature_ratio_deep']
     assert same.numbers['feature_ratio_early'] < 3 < other.numbers['feature_ratio_early']
     assert other.strategy == 'early_layers'
+
+
+def test_aiat_train_advise_command(tmp_path):
+    """`aiat-train advise` end to end: dataset flags in, strategy and numbers out (and JSON)."""
+    import json
+    import subprocess
+    import sys
+
+    from aiat_training.data.synthetic import render_kitti_dataset
+    render_kitti_dataset(tmp_path / 'kitti', frames=6, size=(320, 128))
+    out = subprocess.run([sys.executable, '-m', 'aiat_training.cli.train', 'advise', '--format', 'kitti',
+                          '--path', str(tmp_path / 'kitti'), '--max-images', '6', '--json',
+                          str(tmp_path / 'advice.json')], capture_output=True, text=True,
+                         env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith('recommended: ') and 'feature_ratio_deep' in out.stdout
+    advice = json.loads((tmp_path / 'advice.json').read_text())
+    assert advice['strategy'] in ('head_only', 'early_layers', 'fine_tune_all', 'from_scratch')
