@@ -90,4 +90,5 @@ def test_aiat_train_advise_command(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith('recommended: ') and 'feature_ratio_deep' in out.stdout
     advice = json.loads((tmp_path / 'advice.json').read_text())
-    assert advice['strategy'] in ('head_only', 'early_layers', 'fine_tune_all', 'from_scratch')
+    from aiat_training.advise import STRATEGIES
+    assert advice['strategy'] in STRATEGIES
