@@ -33,7 +33,7 @@ def subscriber(out: Path, reliability: str, seconds: float) -> None:
 
     rclpy.init()
     node = rclpy.create_node('transport_benchmark_subscriber')
-    latencies, frames = [], set()
+    latencies = []
 
     def on_image(msg):
         latencies.append((time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6)

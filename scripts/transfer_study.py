@@ -109,8 +109,10 @@ def write_outputs(results, args, out_dir: Path, dataset_note: str) -> None:
             r = next((r for r in results if r['strategy'] == strategy and r['train_images'] == s), None)
             cells.append('—' if r is None else f'{r["final_val_mAP"]:.3f} / {r["final_val_mAP50"]:.3f}')
         lines.append(f'| {strategy} | ' + ' | '.join(cells) + ' |')
-    lines += ['', 'Run time per run (s): ' + ', '.join(
-        f'{r["strategy"]}@{r["train_images"]}: {r["seconds"]:.0f}' for r in results), '']
+    lines += ['', 'Images actually seen per run (whole epochs, incomplete last batches dropped) and run '
+              'time on the machine that ran it: ' + ', '.join(
+                  f'{r["strategy"]}@{r["train_images"]}: {r["iterations"] * args.batch} images, {r["seconds"]:.0f} s'
+                  for r in results) + '.', '']
     verdict = []
     for s in sizes:
         by = {r['strategy']: r['final_val_mAP'] for r in results if r['train_images'] == s}
@@ -124,15 +126,16 @@ def write_outputs(results, args, out_dir: Path, dataset_note: str) -> None:
               '![val mAP vs training-set size](transfer_study_sizes.png)', '']
     (out_dir / 'transfer_study.md').write_text('\n'.join(lines))
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    biggest = max(sizes)
-    for r in results:
-        if r['train_images'] == biggest and r['curve']:
-            ax.plot([c['epoch'] for c in r['curve']], [c['val_mAP'] for c in r['curve']], marker='o',
-                    label=r['strategy'])
-    ax.set(xlabel=f'epoch ({biggest} training images)', ylabel='val mAP@[.5:.95]',
-           title='Validation mAP against epochs')
-    ax.legend()
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 3.8), sharey=True, squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        for r in results:
+            if r['train_images'] == size and r['curve']:
+                ax.plot([c['epoch'] for c in r['curve']], [c['val_mAP'] for c in r['curve']], marker='o',
+                        label=r['strategy'])
+        ax.set(xlabel=f'epoch ({size} training images)', title=f'{size} training images')
+        ax.legend()
+    axes[0][0].set_ylabel('val mAP@[.5:.95]')
+    fig.suptitle('Validation mAP against epochs (same image budget per run)')
     fig.tight_layout()
     fig.savefig(out_dir / 'transfer_study_epochs.png', dpi=100)
     plt.close(fig)

@@ -6,7 +6,6 @@ pipeline latency as (receive time - header.stamp).
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 
