@@ -29,8 +29,8 @@ MARKERS_BY_FILE = {
              'test_latency*', 'test_matching*', 'test_launch_graph*', 'test_preprocess*',
              'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*'],
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
-                 'test_detect_cli*'],
-    'sim': ['test_sim_*'],
+                 'test_detect_cli*', 'test_sim_finetuned*'],
+    'sim': ['test_sim_*', 'test_sim_finetuned*'],
 }
 
 

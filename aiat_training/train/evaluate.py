@@ -141,12 +141,12 @@ def write_report(metrics: dict, out_dir: str | Path) -> List[Path]:
         written.append(out_dir / 'pr_curves.png')
     conf = np.asarray(metrics['confusion'])
     names = list(metrics['classes']) + ['background']
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.6 * len(names)))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 0.6 * len(names)), max(4.0, 1 + 0.6 * len(names))))
     ax.imshow(conf, cmap='Blues')
     ax.set_xticks(range(len(names)), names, rotation=45, ha='right')
     ax.set_yticks(range(len(names)), names)
-    ax.set(xlabel='predicted', ylabel='ground truth',
-           title=f'Confusion at score >= {metrics["operating_point"]["score_threshold"]}, IoU 0.5')
+    ax.set(xlabel='predicted', ylabel='ground truth')
+    ax.set_title(f'Confusion at score >= {metrics["operating_point"]["score_threshold"]}, IoU 0.5', fontsize=9)
     for (r, c), v in np.ndenumerate(conf):
         ax.text(c, r, str(v), ha='center', va='center', fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,1 @@
+"""End-to-end recipes: render or read data, fine-tune, export a bundle, cache it."""
