@@ -30,6 +30,7 @@ MARKERS_BY_FILE = {
              'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*'],
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
                  'test_detect_cli*', 'test_sim_finetuned*'],
+    'ros': ['test_interface_hashes*'],
     'sim': ['test_sim_*', 'test_sim_finetuned*'],
 }
 
@@ -71,7 +72,7 @@ def pytest_configure(config):
 # Environments hold different parts on purpose (.venv310 and .venv-np121 have no torch or PyBullet,
 # like a vehicle); files of a part whose library the environment lacks are not collected there. The
 # full environment (.venv) runs everything.
-PART_REQUIRES = {'training': 'torch', 'sim': 'pybullet'}
+PART_REQUIRES = {'training': 'torch', 'sim': 'pybullet', 'ros': 'rclpy'}
 
 
 def _missing(module: str) -> bool:

@@ -92,6 +92,10 @@ def run_node(factory: Callable, args=None, threads: int = 2) -> int:
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if not rclpy.ok():  # Ctrl-C / SIGTERM arrived while the node was being built
+            return 0
+        raise
     finally:
         if node is not None:
             close = getattr(node, 'close', None)

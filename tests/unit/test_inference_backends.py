@@ -88,7 +88,7 @@ def test_core_never_imports_torch():
 
 def _torch_twin(bundle):
     """An nn.Module computing exactly what the synthetic ONNX graph computes."""
-    torch = pytest.importorskip('torch')
+    import torch
     import onnx
     from onnx import numpy_helper
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
@@ -113,6 +113,7 @@ def _torch_twin(bundle):
     return Twin()
 
 
+@pytest.mark.training  # compares with torch; the full environment runs it
 def test_torch_backend_with_module_matches_onnxruntime(bundle):
     twin = _torch_twin(bundle)
     backend = create_backend('torch', bundle, module=twin, device='cpu')
@@ -124,9 +125,10 @@ def test_torch_backend_with_module_matches_onnxruntime(bundle):
         np.testing.assert_allclose(ours[key], ref[key], atol=1e-5)
 
 
+@pytest.mark.training  # compares with torch; the full environment runs it
 @pytest.mark.filterwarnings('ignore:`torch.jit')
 def test_torch_backend_loads_torchscript_and_export_files(tmp_path, bundle):
-    torch = pytest.importorskip('torch')
+    import torch
     twin = _torch_twin(bundle).eval()
     example = torch.from_numpy(_batch(2))   # batch 1 would specialise the exported batch axis
     ref = create_backend('onnxruntime', bundle).run(_batch(2))
@@ -147,8 +149,8 @@ def test_torch_backend_loads_torchscript_and_export_files(tmp_path, bundle):
     np.testing.assert_allclose(backend.run(_batch(2))['box_dist'], ref['box_dist'], atol=1e-5)
 
 
+@pytest.mark.training  # compares with torch; the full environment runs it
 def test_torch_backend_without_model_says_how(bundle):
-    pytest.importorskip('torch')
     with pytest.raises(BundleError, match=r"torch backend needs module=\.\.\., model_file=\.\.\."):
         create_backend('torch', bundle, device='cpu')
     with pytest.raises(BundleError, match=r'missing\.pt: torch model file does not exist'):

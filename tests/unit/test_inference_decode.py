@@ -108,9 +108,10 @@ def _random_boxes(rng, n, span=200.0):
     return np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
 
 
+@pytest.mark.training  # compares with torch; the full environment runs it
 @pytest.mark.parametrize('seed', range(5))
 def test_nms_agrees_with_torchvision(seed):
-    torch = pytest.importorskip('torch')
+    import torch
     ops = pytest.importorskip('torchvision.ops')
     rng = np.random.default_rng(seed)
     n = 400

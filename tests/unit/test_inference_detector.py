@@ -79,8 +79,9 @@ def test_pretrained_bundle_finds_dog_bicycle_truck(coco_bundle):
         check_dog_photo(dets)
 
 
+@pytest.mark.training  # compares with torch; the full environment runs it
 def test_torch_backend_with_pretrained_module_matches_onnxruntime(coco_bundle):
-    torch = pytest.importorskip('torch')
+    import torch
     from aiat_training.nanodet.importer import load_pretrained
 
     model = load_pretrained(frozen_bn=True)

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip('rosbags')
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # noqa: E402
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 UPSTREAM_VISION_MSGS_4 = {
     'Point2D': 'float64 x\nfloat64 y',
