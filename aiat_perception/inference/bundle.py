@@ -2,7 +2,7 @@
 
 ``write_bundle`` is what training/export calls; ``load_bundle`` is what every runtime calls. Both
 validate the metadata and check the ONNX graph's inputs and outputs against it, so a bundle that
-loads is one the decoder can trust. See docs/dev/HELPERS.md, "Model bundle contract".
+loads is one the decoder can trust. See docs/contributing.md, "Model bundle contract".
 """
 from __future__ import annotations
 

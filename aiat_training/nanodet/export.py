@@ -1,4 +1,4 @@
-"""Export a :class:`NanoDet` to ONNX and write it as a model bundle (schema in docs/dev/HELPERS.md).
+"""Export a :class:`NanoDet` to ONNX and write it as a model bundle (schema in docs/contributing.md).
 
 ONNX graph: input ``images`` float32 [batch, 3, H, W] (dynamic batch), outputs ``scores``
 [batch, N, C] (sigmoid applied) and ``box_dist`` [batch, N, 4*(reg_max+1)] (raw logits).
