@@ -78,7 +78,7 @@ def run_node(factory: Callable, args=None, threads: int = 2) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     rclpy.init(args=args)
-    node = None
+    node = executor = None
     try:
         node = factory()
         executor = MultiThreadedExecutor(num_threads=threads)
@@ -97,6 +97,8 @@ def run_node(factory: Callable, args=None, threads: int = 2) -> int:
             return 0
         raise
     finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)  # let in-flight callbacks finish before the node goes
         if node is not None:
             close = getattr(node, 'close', None)
             if close is not None:
