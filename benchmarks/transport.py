@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,8 +40,10 @@ def subscriber(out: Path, reliability: str, seconds: float) -> None:
         latencies.append((time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6)
 
     node.create_subscription(Image, 'image', on_image, sensor_qos(reliability))
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))  # sent once the publisher is done
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop:
         rclpy.spin_once(node, timeout_sec=0.05)
     out.write_text(json.dumps(latencies))
     node.destroy_node()
@@ -57,7 +60,7 @@ def measure(profile: bool, reliability: str, seconds: float, rate: float) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / 'latencies.json'
         sub = subprocess.Popen([sys.executable, __file__, '--role', 'sub', '--out', str(out),
-                                '--reliability', reliability, '--seconds', str(seconds + 6)],
+                                '--reliability', reliability, '--seconds', str(seconds + 40)],
                                env=env, cwd=ROOT)
         time.sleep(2.0)  # the subscriber is up and discovered before the first frame
         image = str(Path(tmp) / 'frame.png')
@@ -69,7 +72,9 @@ def measure(profile: bool, reliability: str, seconds: float, rate: float) -> dic
              '-p', f'images:=[{image!r}]', '-p', f'rate_hz:={rate}', '-p', f'count:={count}',
              '-p', f'reliability:={reliability}', '--log-level', 'warn'],
             env=env, cwd=ROOT, capture_output=True, text=True)
-        sub.wait(timeout=seconds + 60)
+        time.sleep(1.0)  # the last frames are in flight
+        sub.terminate()
+        sub.wait(timeout=30)
         latencies = np.array(json.loads(out.read_text()) if out.exists() else [])
     result = {'transport': 'aiat profile (SHM 16 MiB + UDPv4)' if profile else 'Fast DDS default',
               'reliability': reliability, 'sent': count, 'delivered': int(latencies.size)}

@@ -71,17 +71,20 @@ def finish(node, exit_code: int = 0) -> None:
 def run_node(factory: Callable, args=None, threads: int = 2) -> int:
     """Create the node with ``factory()``, spin it until Ctrl-C, shutdown or :func:`finish`, and
     clean up. A :class:`ParameterError` from the factory stops the process with exit code 2 and its
-    message.
+    message. ``threads`` > 1 spins with a multi-threaded executor; nodes that do heavy work in their own
+    worker thread keep the (lighter) single-threaded one.
     """
     configure_dds()
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                                 SingleThreadedExecutor)
 
     rclpy.init(args=args)
     node = executor = None
     try:
         node = factory()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
+            else SingleThreadedExecutor()
         executor.add_node(node)
         while rclpy.ok() and getattr(node, 'aiat_exit_code', None) is None:
             executor.spin_once(timeout_sec=0.1)
