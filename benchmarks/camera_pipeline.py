@@ -73,7 +73,8 @@ def publish(rate: float, seconds: float, image_path: str, env: dict) -> subproce
     return subprocess.Popen(
         [sys.executable, '-m', 'aiat_perception.nodes.image_publisher', '--ros-args',
          '-p', f'images:=[{image_path!r}]', '-p', f'rate_hz:={rate}',
-         '-p', f'count:={int(rate * seconds)}', '--log-level', 'warn'], env=env, cwd=ROOT)
+         '-p', f'count:={int(rate * seconds)}', '-p', 'wait_for_subscribers:=1', '--log-level', 'warn'],
+        env=env, cwd=ROOT)
 
 
 def transport_phase(node, rate: float, seconds: float, image_path: str, env: dict) -> list:

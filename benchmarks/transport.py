@@ -39,7 +39,8 @@ def subscriber(out: Path, reliability: str, seconds: float) -> None:
     def on_image(msg):
         latencies.append((time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6)
 
-    node.create_subscription(Image, 'image', on_image, sensor_qos(reliability))
+    # depth 10: count what the transport delivers, not what a busy subscriber had time to take
+    node.create_subscription(Image, 'image', on_image, sensor_qos(reliability, depth=10))
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))  # sent once the publisher is done
     deadline = time.monotonic() + seconds
@@ -70,7 +71,8 @@ def measure(profile: bool, reliability: str, seconds: float, rate: float) -> dic
         pub = subprocess.run(
             [sys.executable, '-m', 'aiat_perception.nodes.image_publisher', '--ros-args',
              '-p', f'images:=[{image!r}]', '-p', f'rate_hz:={rate}', '-p', f'count:={count}',
-             '-p', f'reliability:={reliability}', '--log-level', 'warn'],
+             '-p', f'reliability:={reliability}', '-p', 'wait_for_subscribers:=1',
+             '--log-level', 'warn'],
             env=env, cwd=ROOT, capture_output=True, text=True)
         time.sleep(1.0)  # the last frames are in flight
         sub.terminate()

@@ -64,6 +64,9 @@ def make_node():
             width = int(self.declare_parameter('width', 0).value)
             height = int(self.declare_parameter('height', 0).value)
             max_video_frames = int(self.declare_parameter('max_video_frames', 300).value)
+            # Hold the first frame until this many subscribers matched (benchmarks: no frame is sent
+            # into discovery).
+            self.wait_for_subscribers = int(self.declare_parameter('wait_for_subscribers', 0).value)
             if self.rate_hz <= 0:
                 raise ParameterError(f'rate_hz must be > 0, got {self.rate_hz}')
             if self.encoding not in ('rgb8', 'bgr8', 'mono8'):
@@ -88,6 +91,8 @@ def make_node():
                 f'{self.publisher.topic_name}')
 
         def publish_next(self):
+            if self.sent == 0 and self.publisher.get_subscription_count() < self.wait_for_subscribers:
+                return
             if self.count and self.sent >= self.count:
                 self.timer.cancel()
                 self.get_logger().info(f'published {self.sent} frames, done')
