@@ -4,9 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip('pybullet', reason='the simulator (PyBullet, sim extra) is not installed')
-
-from aiat_perception.sim import dataset_writer, kitti  # noqa: E402
+from aiat_perception.sim import dataset_writer, kitti
 from aiat_perception.sim.scenario import parse_scenario  # noqa: E402
 from aiat_training.data import ClassMapping  # noqa: E402
 from aiat_training.data.readers import read_coco, read_kitti  # noqa: E402

@@ -113,8 +113,6 @@ def _run_cli(args, env=None):
 
 
 def test_dog_photo_end_to_end_builds_pretrained_bundle_on_first_use(tmp_path):
-    pytest.importorskip('aiat_training', reason='the training package builds the pretrained bundle')
-    pytest.importorskip('torch', reason='building the pretrained bundle needs torch')
     photo = darknet_image('dog.jpg')
     # A fresh cache that shares only the downloaded npm package: the CLI must build the bundle
     # (in a subprocess of the training package) and then detect with it.

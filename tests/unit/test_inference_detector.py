@@ -21,8 +21,7 @@ def synthetic(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def coco_bundle():
-    """The pretrained COCO bundle (cached; built by the training package on first use)."""
-    pytest.importorskip('aiat_training', reason='the training package builds the pretrained bundle')
+    """The pretrained COCO bundle (cached by `python -m aiat_perception.prepare_data`)."""
     from aiat_perception.cli.detect import ensure_default_bundle
     return load_bundle(ensure_default_bundle(quiet=True))
 

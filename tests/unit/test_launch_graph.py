@@ -353,8 +353,6 @@ def test_unreadable_declarations_turn_unknown_names_into_warnings(config, tmp_pa
 @pytest.mark.parametrize('executable, config_file', [
     ('camera_detector', 'camera_detector.yaml'), ('sim', 'sim.yaml'), ('iou_monitor', 'iou_monitor.yaml')])
 def test_node_declares_exactly_its_documented_parameters(executable, config_file):
-    if not (CONFIG / config_file).is_file():
-        pytest.skip(f'config/{config_file} is not written yet')
     declared = lg.node_parameters(executable)
     assert declared.unresolved == []
     (params,) = lg.read_params_file(CONFIG / config_file).values()

@@ -10,7 +10,6 @@ from aiat_perception.nodes import iou_monitor, sim_node
 from aiat_perception.sim.scenario import parse_scenario
 from aiat_perception.sim.world import SimWorld
 
-pytest.importorskip('vision_msgs.msg', reason='vision_msgs is built by the lead for pip-only machines')
 
 ACTORS = [{'type': 'photo', 'photo': 'person_blue_jacket', 'motion': {'type': 'static', 'position': [8, 0.5]}},
           {'type': 'mesh', 'asset': 'racecar', 'motion': {'type': 'static', 'position': [14, -2], 'yaw_deg': 40}},

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from aiat_training.train.checkpoint import load_checkpoint
@@ -14,7 +13,6 @@ REPO = Path(__file__).resolve().parents[2]
 TORCHRUN = Path(sys.executable).with_name('torchrun')
 
 
-@pytest.mark.skipif(not TORCHRUN.is_file(), reason='torchrun not installed beside this python')
 def test_torchrun_two_processes_on_cpu(tmp_path):
     root = write_synthetic_kitti(tmp_path / 'data', num_images=20, width=96, height=64)
     cfg = {'data': {'format': 'kitti', 'path': str(root)},
