@@ -6,6 +6,7 @@
 #                                   simulation, training and test tools
 #   scripts/setup_env.sh lean310    .venv310 (Python 3.10, like ROS 2 Humble on JetPack 6): ROS 2 wheels,
 #                                   vehicle runtime and test tools, no torch
+#   scripts/setup_env.sh lean312    .venv312 (Python 3.12, like ROS 2 Jazzy): the same as lean310
 #   scripts/setup_env.sh numpy121   .venv-np121 (Python 3.10, numpy 1.21 like Ubuntu 22.04): the ROS-free
 #                                   core only (no ROS wheels: they are built against numpy 2)
 set -euo pipefail
@@ -28,8 +29,9 @@ find_python() {  # find_python 3.11
 case "$flavour" in
   full)     venv=.venv;       pyver=3.11; reqs="ros ros-build runtime sim training test"; interfaces=1; editable=1 ;;
   lean310)  venv=.venv310;    pyver=3.10; reqs="ros ros-build runtime test";              interfaces=1; editable=1 ;;
+  lean312)  venv=.venv312;    pyver=3.12; reqs="ros ros-build runtime test";              interfaces=1; editable=1 ;;
   numpy121) venv=.venv-np121; pyver=3.10; reqs="core-numpy121";                           interfaces=0; editable=0 ;;
-  *) echo "unknown environment '$flavour' (full, lean310, numpy121)" >&2; exit 2 ;;
+  *) echo "unknown environment '$flavour' (full, lean310, lean312, numpy121)" >&2; exit 2 ;;
 esac
 
 pip_install() {  # quiet pip; drops the machine's notes about absent local mirror folders

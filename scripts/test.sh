@@ -3,8 +3,9 @@
 # into ~/.cache/aiat, and runs:
 #   1. the ROS-free core on Python 3.10 + numpy 1.21 (.venv-np121)       -m core
 #   2. everything the vehicle runs, on Python 3.10 with the ROS 2 wheels (.venv310), no torch
-#   3. the whole suite on Python 3.11 (.venv)
-# With arguments, runs only step 3 with those pytest arguments (e.g. scripts/test.sh tests/unit -k bundle).
+#   3. the same on Python 3.12 like ROS 2 Jazzy (.venv312)
+#   4. the whole suite on Python 3.11 (.venv)
+# With arguments, runs only step 4 with those pytest arguments (e.g. scripts/test.sh tests/unit -k bundle).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -28,8 +29,10 @@ if [ $# -gt 0 ]; then
 else
   bash scripts/setup_env.sh numpy121 || exit 1
   bash scripts/setup_env.sh lean310 || exit 1
+  bash scripts/setup_env.sh lean312 || exit 1
   run_suite core-py310-numpy121 .venv-np121/bin/python tests/unit -m "core and not training and not sim" -q
   run_suite vehicle-py310 .venv310/bin/python tests -m "not training and not sim" -q
+  run_suite vehicle-py312 .venv312/bin/python tests -m "not training and not sim" -q
   run_suite full-py311 .venv/bin/python tests -q
 fi
 
