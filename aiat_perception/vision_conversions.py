@@ -8,17 +8,21 @@ import numpy as np
 
 
 def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], header,
-                      msg=None):
-    """A ``vision_msgs/Detection2DArray`` (xyxy pixel boxes -> centre/size) with ``header``."""
+                      msg=None, ids: Optional[Sequence[str]] = None):
+    """A ``vision_msgs/Detection2DArray`` (xyxy pixel boxes -> centre/size) with ``header``;
+    ``ids`` fills each detection's id (e.g. the simulator's actor names)."""
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
     msg = msg or Detection2DArray()
     msg.header = header
     detections = []
-    for (x1, y1, x2, y2), score, label in zip(np.asarray(boxes, dtype=np.float64).tolist(),
-                                               np.asarray(scores, dtype=np.float64).tolist(), labels):
+    ids = ids if ids is not None else [''] * len(labels)
+    for (x1, y1, x2, y2), score, label, det_id in zip(np.asarray(boxes, dtype=np.float64).tolist(),
+                                                       np.asarray(scores, dtype=np.float64).tolist(),
+                                                       labels, ids):
         det = Detection2D()
         det.header = header
+        det.id = det_id
         det.bbox.center.position.x = (x1 + x2) / 2.0
         det.bbox.center.position.y = (y1 + y2) / 2.0
         det.bbox.size_x = x2 - x1

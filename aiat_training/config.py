@@ -233,13 +233,16 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     return '\n'.join(lines)
 
 
-def config_from_dict(data: dict | None, source: str = '<config>', base_dir: Path | None = None) -> TrainingConfig:
+def config_from_dict(data: dict | None, source: str = '<config>', base_dir: Path | None = None,
+                     schema=None) -> TrainingConfig:
+    """Validate ``data`` against ``schema`` (default :class:`TrainingConfig`; the fit config extends it)
+    and make its paths relative to ``base_dir``."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f'{source}: expected a mapping of sections at the top level')
     try:
-        config = TrainingConfig.model_validate(data)
+        config = (schema or TrainingConfig).model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
     if base_dir is not None:
@@ -251,15 +254,18 @@ def config_from_dict(data: dict | None, source: str = '<config>', base_dir: Path
     return config
 
 
-def load_config(path: str | Path) -> TrainingConfig:
-    path = Path(path)
+def read_config_file(path: Path):
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f'{path}: config file not found') from None
     except yaml.YAMLError as exc:
         raise ConfigError(f'{path}: not valid YAML: {exc}') from None
-    return config_from_dict(data, str(path), path.parent)
+
+
+def load_config(path: str | Path) -> TrainingConfig:
+    path = Path(path)
+    return config_from_dict(read_config_file(path), str(path), path.parent)
 
 
 # --- reference documentation ---------------------------------------------------------------------------

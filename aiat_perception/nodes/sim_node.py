@@ -27,6 +27,7 @@ import numpy as np
 
 from aiat_perception.nodes.common import ParameterError, latched_qos, ns_to_stamp, run_node, sensor_qos, stamp_to_ns
 from aiat_perception.sim.transforms import quaternion_xyzw
+from aiat_perception.vision_conversions import detections_to_msg
 
 MODES = ('realtime', 'lockstep')
 
@@ -92,22 +93,10 @@ def transform_stamped(parent: str, child: str, T: np.ndarray, stamp):
 
 
 def ground_truth_2d_msg(boxes, header):
-    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
-    msg = Detection2DArray()
-    msg.header = header
-    for b in boxes:
-        det = Detection2D()
-        det.header = header
-        det.id = b.actor
-        x0, y0, x1, y1 = b.bbox  # pixel edges: the box covers pixels x0 .. x1-1
-        det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-        det.bbox.size_x, det.bbox.size_y = float(x1 - x0), float(y1 - y0)
-        hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis.class_id = b.class_name
-        hyp.hypothesis.score = 1.0
-        det.results = [hyp]
-        msg.detections.append(det)
-    return msg
+    # b.bbox holds pixel edges: the box covers pixels x0 .. x1-1
+    return detections_to_msg(np.array([b.bbox for b in boxes], dtype=np.float64).reshape(-1, 4),
+                             np.ones(len(boxes)), [b.class_name for b in boxes], header,
+                             ids=[b.actor for b in boxes])
 
 
 def ground_truth_3d_msg(boxes, header):

@@ -11,12 +11,10 @@ import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from aiat_training.config import (ConfigError, Section, TrainingConfig, _format_errors, config_tool,
-                                  render_sections,
-                                  PATH_KEYS)
+from aiat_training.config import (ConfigError, Section, TrainingConfig, config_from_dict, config_tool,
+                                  read_config_file, render_sections)
 
 DOCS_PATH = Path(__file__).resolve().parents[2] / 'docs' / 'training_fit_config.md'
 
@@ -105,22 +103,11 @@ class FitConfig(TrainingConfig):
 
 def fit_config_from_dict(data: dict | None, source: str = '<config>',
                          base_dir: Path | None = None) -> FitConfig:
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError(f'{source}: expected a mapping of sections at the top level')
-    try:
-        config = FitConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+    config = config_from_dict(data, source, base_dir, schema=FitConfig)
     if config.model.strategy != 'scratch' and config.model.pretrained == 'coco' and config.model.reg_max != 10:
         raise ConfigError(f'{source}: model.reg_max: the pretrained COCO head has reg_max 10, got '
                           f'{config.model.reg_max}')
     if base_dir is not None:
-        for section, key in PATH_KEYS:
-            part = getattr(config, section)
-            value = getattr(part, key)
-            if value is not None and not value.is_absolute():
-                setattr(part, key, base_dir / value)
         pretrained = config.model.pretrained
         if pretrained != 'coco' and not Path(pretrained).is_absolute():
             config.model.pretrained = str(base_dir / pretrained)
@@ -129,13 +116,7 @@ def fit_config_from_dict(data: dict | None, source: str = '<config>',
 
 def load_fit_config(path: str | Path) -> FitConfig:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f'{path}: config file not found') from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML: {exc}') from None
-    return fit_config_from_dict(data, str(path), path.parent)
+    return fit_config_from_dict(read_config_file(path), str(path), path.parent)
 
 
 def render_docs() -> str:
