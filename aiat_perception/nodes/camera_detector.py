@@ -292,7 +292,7 @@ def make_node():
 
 
 def main(args=None):
-    raise SystemExit(run_node(make_node, args, threads=1))  # the model runs in its own worker thread
+    raise SystemExit(run_node(make_node, args))
 
 
 if __name__ == '__main__':

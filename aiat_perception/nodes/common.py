@@ -68,11 +68,11 @@ def finish(node, exit_code: int = 0) -> None:
     node.aiat_exit_code = exit_code
 
 
-def run_node(factory: Callable, args=None, threads: int = 2) -> int:
+def run_node(factory: Callable, args=None, threads: int = 1) -> int:
     """Create the node with ``factory()``, spin it until Ctrl-C, shutdown or :func:`finish`, and
     clean up. A :class:`ParameterError` from the factory stops the process with exit code 2 and its
-    message. ``threads`` > 1 spins with a multi-threaded executor; nodes that do heavy work in their own
-    worker thread keep the (lighter) single-threaded one.
+    message. Our nodes keep callbacks short (heavy work runs in their own threads), so they spin the
+    lighter single-threaded executor; ``threads`` > 1 selects the multi-threaded one.
     """
     configure_dds()
     import rclpy
