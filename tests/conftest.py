@@ -27,11 +27,12 @@ if str(ROOT) not in sys.path:
 MARKERS_BY_FILE = {
     'core': ['test_msg_conversions*', 'test_bundle*', 'test_inference*', 'test_decode*',
              'test_latency*', 'test_matching*', 'test_launch_graph*', 'test_preprocess*',
-             'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*'],
+             'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*',
+             'test_fuzz_conversions*', 'test_fuzz_bundle*'],
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
-                 'test_detect_cli*', 'test_sim_finetuned*'],
+                 'test_detect_cli*', 'test_sim_finetuned*', 'test_fuzz_dataset*'],
     'ros': ['test_interface_hashes*'],
-    'sim': ['test_sim_*', 'test_sim_finetuned*', 'test_data_sim_roundtrip*'],
+    'sim': ['test_sim_*', 'test_sim_finetuned*', 'test_data_sim_roundtrip*', 'test_fuzz_scenario*'],
 }
 
 
@@ -61,12 +62,33 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('PYTHONUNBUFFERED', '1')
 
 
+def pytest_addoption(parser):
+    parser.addoption('--long', action='store_true', default=False,
+                     help='long fuzz run: at least 10,000 hypothesis cases per target (tests/fuzz)')
+
+
 def pytest_configure(config):
+    _load_hypothesis_profile(config.getoption('--long'))
     for name, text in [('core', 'ROS-free, torch-free core'), ('ros', 'needs ROS 2 wheels'),
                        ('integration', 'real node processes over DDS'),
                        ('training', 'needs torch'), ('sim', 'needs PyBullet'),
                        ('slow', 'takes more than ~30 s')]:
         config.addinivalue_line('markers', f'{name}: {text}')
+
+
+def _load_hypothesis_profile(long_run: bool) -> None:
+    """Fuzz tests (tests/fuzz) are seeded and bounded by default; --long runs >= 10,000 cases each."""
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:
+        return
+    common = dict(derandomize=True, deadline=None, database=None, print_blob=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                         HealthCheck.filter_too_much])
+    settings.register_profile('aiat-default', max_examples=int(os.environ.get('AIAT_FUZZ_EXAMPLES', 150)),
+                              **common)
+    settings.register_profile('aiat-long', max_examples=10_000, **common)
+    settings.load_profile('aiat-long' if long_run else 'aiat-default')
 
 
 # Environments hold different parts on purpose (.venv310 and .venv-np121 have no torch or PyBullet,
