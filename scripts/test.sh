@@ -30,7 +30,7 @@ else
   bash scripts/setup_env.sh numpy121 || exit 1
   bash scripts/setup_env.sh lean310 || exit 1
   bash scripts/setup_env.sh lean312 || exit 1
-  run_suite core-py310-numpy121 .venv-np121/bin/python tests/unit -m "core and not training and not sim" -q
+  run_suite core-py310-numpy121 .venv-np121/bin/python tests/unit tests/fuzz -m "core and not training and not sim" -q
   run_suite vehicle-py310 .venv310/bin/python tests -m "not training and not sim" -q
   run_suite vehicle-py312 .venv312/bin/python tests -m "not training and not sim" -q
   run_suite full-py311 .venv/bin/python tests -q
