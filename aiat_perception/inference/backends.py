@@ -1,8 +1,9 @@
 """Inference backends: one interface, named inputs/outputs, a registry.
 
 ``onnxruntime`` is the vehicle default (CPU; TensorRT/CUDA execution providers when the installed
-build has them). ``torch`` is registered lazily for training-time evaluation; a TensorRT-engine
-backend plugs in later through :func:`register_backend` with the same interface.
+build has them). ``torch`` is registered lazily for training-time evaluation, ``tensorrt`` (a
+serialized TensorRT engine, ``tensorrt_backend.py``) lazily too; :func:`backend_problem` says why a
+registered backend cannot run on this machine.
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class TensorInfo:
     name: str
     shape: Tuple[Dim, ...]
     dtype: str = 'float32'
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend is registered but cannot run here (a library or device is missing)."""
 
 
 class Backend(ABC):
@@ -78,8 +83,10 @@ class OnnxRuntimeBackend(Backend):
     ``providers`` (explicit ORT provider list, overrides ``device``), ``intra_op_threads``,
     ``inter_op_threads`` (0 = ORT default), ``allow_spinning`` (default False: ORT's worker
     threads then do not busy-wait after a run, which on a loaded vehicle CPU starves the other
-    nodes and our own preprocessing; see benchmarks/inference.py --spinning), ``device_id``,
-    ``trt_fp16``, ``trt_cache_dir``.
+    nodes and our own preprocessing; see benchmarks/inference.py --spinning), ``device_id``, and
+    for the TensorRT execution provider (onnxruntime-gpu): ``trt_fp16``, ``trt_cache_dir`` (engine
+    cache: ORT builds the engine on the first run and reuses it), ``trt_workspace_mb``; the timing
+    cache is kept in ``trt_cache_dir`` too. See docs/jetson.md, "ONNX Runtime on the GPU".
     """
 
     name = 'onnxruntime'
@@ -87,13 +94,15 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, bundle: Bundle, device: str = 'auto',
                  providers: Optional[Sequence[Any]] = None, intra_op_threads: int = 0,
                  inter_op_threads: int = 0, allow_spinning: bool = False, device_id: int = 0,
-                 trt_fp16: bool = False, trt_cache_dir: Optional[str] = None):
+                 trt_fp16: bool = False, trt_cache_dir: Optional[str] = None,
+                 trt_workspace_mb: Optional[int] = None):
         super().__init__(bundle)
         import onnxruntime as ort
 
         available = ort.get_available_providers()
         if providers is None:
-            providers = self._providers_for(device, available, device_id, trt_fp16, trt_cache_dir)
+            providers = self._providers_for(device, available, device_id, trt_fp16, trt_cache_dir,
+                                            trt_workspace_mb)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(intra_op_threads)
         options.inter_op_num_threads = int(inter_op_threads)
@@ -124,7 +133,7 @@ class OnnxRuntimeBackend(Backend):
 
     @staticmethod
     def _providers_for(device: str, available: Sequence[str], device_id: int, trt_fp16: bool,
-                       trt_cache_dir: Optional[str]) -> List[Any]:
+                       trt_cache_dir: Optional[str], trt_workspace_mb: Optional[int] = None) -> List[Any]:
         device = device.lower().split(':')[0]
         wanted = {'auto': PROVIDER_PREFERENCE, 'cpu': PROVIDER_PREFERENCE[2:],
                   'cuda': PROVIDER_PREFERENCE[1:], 'gpu': PROVIDER_PREFERENCE[1:],
@@ -143,7 +152,14 @@ class OnnxRuntimeBackend(Backend):
                 trt_opts: Dict[str, Any] = {'device_id': device_id, 'trt_fp16_enable': bool(trt_fp16)}
                 if trt_cache_dir:
                     os.makedirs(trt_cache_dir, exist_ok=True)
-                    trt_opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=trt_cache_dir)
+                    trt_opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=trt_cache_dir,
+                                    trt_timing_cache_enable=True, trt_timing_cache_path=trt_cache_dir)
+                if trt_workspace_mb is not None:
+                    if isinstance(trt_workspace_mb, bool) or not isinstance(trt_workspace_mb, int) \
+                            or trt_workspace_mb <= 0:
+                        raise ValueError(f'onnxruntime backend: trt_workspace_mb {trt_workspace_mb!r} '
+                                         f'must be a positive whole number')
+                    trt_opts['trt_max_workspace_size'] = trt_workspace_mb << 20
                 providers.append((p, trt_opts))
             elif p == 'CUDAExecutionProvider':
                 providers.append((p, {'device_id': device_id}))
@@ -178,6 +194,7 @@ _REGISTRY: Dict[str, Union[BackendFactory, str]] = {
     'onnxruntime': OnnxRuntimeBackend,
     # imported on first use: keeps torch out of every process that does not ask for it
     'torch': 'aiat_perception.inference.torch_backend:TorchBackend',
+    'tensorrt': 'aiat_perception.inference.tensorrt_backend:TensorRTBackend',
 }
 
 
@@ -188,6 +205,18 @@ def register_backend(name: str, factory: Union[BackendFactory, str]) -> None:
 
 def available_backends() -> List[str]:
     return sorted(_REGISTRY)
+
+
+def backend_problem(name: str) -> Optional[str]:
+    """None when backend ``name`` can be created here, else why not; a lazily registered backend's
+    module may say so with an ``availability()`` function (imported without its heavy libraries)."""
+    if name not in _REGISTRY:
+        return f'unknown backend {name!r}; registered: {available_backends()}'
+    factory = _REGISTRY[name]
+    module_name = factory.partition(':')[0] if isinstance(factory, str) else getattr(factory, '__module__', '')
+    module = importlib.import_module(module_name) if module_name else None
+    check = getattr(module, 'availability', None)
+    return check() if callable(check) else None
 
 
 def create_backend(name: str, bundle: Union[Bundle, str, os.PathLike], **options: Any) -> Backend:

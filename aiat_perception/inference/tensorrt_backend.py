@@ -1,0 +1,195 @@
+"""TensorRT backend: a serialized engine run through the name-based tensor API (TensorRT 8.6/10.x).
+
+Deserializes the engine after checking its metadata against this machine and the bundle (a mismatch
+is refused with the rebuild command), binds device buffers by tensor name (``set_tensor_address``),
+copies through pinned host buffers on one CUDA stream and runs ``execute_async_v3``. Outputs follow
+the ONNX Runtime backend's contract ({output name: float32 [B, cells, values]}), so decoding and NMS
+are shared. Device memory and streams come from cuda-python or pycuda (``engine/cuda_api.py``).
+
+The engine comes from ``engine=PATH`` or from the engine cache (``engine/cache.py``), built there at
+start-up when ``build_if_missing`` is set. Never run on hardware here (no GPU, no TensorRT).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .backends import Backend, BackendUnavailable, TensorInfo
+from .bundle import Bundle, BundleError
+
+
+def availability() -> Optional[str]:
+    """None when the backend can be created here, else why not (one line)."""
+    from ..engine.cuda_api import cuda_problem
+    from ..engine.trt_api import tensorrt_problem
+    return tensorrt_problem() or cuda_problem()
+
+
+def check_engine_io(bundle: Bundle, inputs: Dict[str, Tuple[int, ...]],
+                    outputs: Dict[str, Tuple[int, ...]]) -> List[str]:
+    """Problems between an engine's I/O tensors (name -> shape, -1 = dynamic) and the bundle."""
+    problems = []
+    spec = bundle.input
+    if spec.name not in inputs:
+        problems.append(f'engine has no input {spec.name!r} (its inputs: {sorted(inputs)})')
+    else:
+        shape = inputs[spec.name]
+        want = (spec.channels, spec.height, spec.width)
+        if len(shape) != 4 or any(d >= 0 and d != w for d, w in zip(shape[1:], want)):
+            problems.append(f'engine input {spec.name!r} is {list(shape)}, the bundle needs '
+                            f'[batch, {want[0]}, {want[1]}, {want[2]}]')
+    if len(inputs) > 1:
+        problems.append(f'engine has {len(inputs)} inputs {sorted(inputs)}; bundles have one')
+    cells = bundle.num_cells
+    for key, out in bundle.outputs.items():
+        if out.name not in outputs:
+            problems.append(f'engine has no output {out.name!r} (bundle outputs.{key}; its outputs: '
+                            f'{sorted(outputs)})')
+            continue
+        shape = outputs[out.name]
+        want = (cells, out.shape[2])
+        if len(shape) != 3 or any(d >= 0 and d != w for d, w in zip(shape[1:], want)):
+            problems.append(f'engine output {out.name!r} is {list(shape)}, the bundle needs '
+                            f'[batch, {want[0]}, {want[1]}]')
+    return problems
+
+
+def concrete_shape(shape: Sequence[int], batch: int) -> Tuple[int, ...]:
+    """An engine shape with its dynamic batch (-1) set; other dynamic dims are an error."""
+    out = tuple(batch if i == 0 and d < 0 else int(d) for i, d in enumerate(shape))
+    if any(d < 0 for d in out):
+        raise BundleError(f'engine tensor shape {list(shape)} has dynamic dimensions besides the batch')
+    return out
+
+
+class TensorRTBackend(Backend):
+    """Options: ``engine`` (path; default: the engine cache), ``precision`` ('fp16'), ``batch``
+    (N or (min, opt, max) for a cached engine, default 1), ``cache_dir``, ``build_if_missing``
+    (False), ``workspace_mb``, ``device_id`` (0), ``warmup`` (runs at start, default 3)."""
+
+    name = 'tensorrt'
+
+    def __init__(self, bundle: Bundle, engine: Optional[Union[str, Path]] = None, precision: str = 'fp16',
+                 batch: Union[int, Sequence[int]] = 1, cache_dir: Optional[Union[str, Path]] = None,
+                 build_if_missing: bool = False, workspace_mb: Optional[int] = None,
+                 device_id: int = 0, warmup: int = 3):
+        super().__init__(bundle)
+        problem = availability()
+        if problem:
+            raise BackendUnavailable(f'tensorrt backend is not available: {problem}')
+        from ..engine.builder import machine_facts
+        from ..engine.cache import ensure_engine
+        from ..engine.cuda_api import cuda_runtime
+        from ..engine.metadata import check_engine, read_metadata
+        from ..engine.profile import parse_batch
+        from ..engine.trt_api import CollectingLogger, import_tensorrt
+
+        trt = import_tensorrt()
+        self._trt = trt
+        self._cuda = cuda = cuda_runtime(device_id)
+        machine = machine_facts(device_id, trt, cuda)
+        if engine is None:
+            engine = ensure_engine(bundle, precision, parse_batch(batch if not isinstance(batch, (list, tuple))
+                                                                  else tuple(batch)),
+                                   cache_dir, build_if_missing, workspace_mb, machine=machine)
+        engine = Path(engine)
+        if not engine.is_file():
+            raise BundleError(f'{engine}: engine file does not exist')
+        meta = read_metadata(engine)
+        check_engine(engine, meta, machine, bundle)
+        self.engine_path, self.metadata = engine, meta
+        self.device = f'tensorrt:{device_id}'
+        self._buffers: List[Tuple[str, int]] = []
+        self._pinned: List[np.ndarray] = []
+        self._stream = None
+
+        self._logger = CollectingLogger(trt)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(engine.read_bytes())
+        if self._engine is None:
+            detail = '; '.join(self._logger.errors()) or 'no detail given'
+            raise BundleError(f'{engine}: TensorRT {trt.__version__} cannot deserialize the engine ({detail})')
+        self._context = self._engine.create_execution_context()
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        shapes = {n: tuple(int(d) for d in self._engine.get_tensor_shape(n)) for n in names}
+        is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        inputs = {n: s for n, s in shapes.items() if is_input[n]}
+        outputs = {n: s for n, s in shapes.items() if not is_input[n]}
+        problems = check_engine_io(bundle, inputs, outputs)
+        if problems:
+            raise BundleError(f'{engine}: ' + '; '.join(problems))
+
+        self.min_batch, self.max_batch = meta.batch[0], meta.batch[2]
+        self._input_name = bundle.input.name
+        self._output_names = [bundle.outputs['scores'].name, bundle.outputs['boxes'].name]
+        self._inputs = {self._input_name: TensorInfo(self._input_name, ('batch',) + inputs[self._input_name][1:])}
+        self._outputs = {n: TensorInfo(n, ('batch',) + outputs[n][1:]) for n in self._output_names}
+        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
+        if self._dtypes[self._input_name] != np.float32:
+            raise BundleError(f'{engine}: input {self._input_name!r} is {self._dtypes[self._input_name]}, '
+                              f'expected float32 (the bundle\'s preprocessing output)')
+
+        self._stream = cuda.stream()
+        self._host: Dict[str, np.ndarray] = {}
+        self._device_ptr: Dict[str, int] = {}
+        for n in names:
+            shape = concrete_shape(shapes[n], self.max_batch)
+            host = cuda.pinned_empty(shape, self._dtypes[n])
+            self._pinned.append(host)
+            self._host[n] = host
+            self._device_ptr[n] = cuda.malloc(host.nbytes)
+            self._buffers.append((n, self._device_ptr[n]))
+            if not self._context.set_tensor_address(n, self._device_ptr[n]):
+                raise BundleError(f'{engine}: TensorRT refused the address of tensor {n!r}')
+        opt = meta.batch[1]
+        zeros = np.zeros((opt,) + self._inputs[self._input_name].shape[1:], np.float32)
+        for _ in range(max(0, int(warmup))):
+            self._run(zeros)
+
+    @property
+    def inputs(self) -> Dict[str, TensorInfo]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> Dict[str, TensorInfo]:
+        return self._outputs
+
+    def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        n = len(batch)
+        run_n = max(n, self.min_batch)     # pad up to the profile's minimum batch
+        cuda, stream = self._cuda, self._stream
+        host_in = self._host[self._input_name][:run_n]
+        np.copyto(host_in[:n], batch, casting='same_kind')
+        if run_n > n:
+            host_in[n:] = 0
+        if not self._context.set_input_shape(self._input_name, host_in.shape):
+            raise RuntimeError(f'tensorrt backend: engine {self.engine_path} refused input shape '
+                               f'{list(host_in.shape)} (profile {self.metadata.batch})')
+        cuda.htod_async(self._device_ptr[self._input_name], host_in, stream)
+        if not self._context.execute_async_v3(cuda.stream_handle(stream)):
+            raise RuntimeError(f'tensorrt backend: execute_async_v3 failed '
+                               f'({"; ".join(self._logger.errors()[-3:]) or "no detail"})')
+        views = {}
+        for name in self._output_names:
+            shape = tuple(int(d) for d in self._context.get_tensor_shape(name))
+            view = self._host[name].reshape(-1)[:int(np.prod(shape))].reshape(shape)
+            cuda.dtoh_async(view, self._device_ptr[name], stream)
+            views[name] = view
+        cuda.synchronize(stream)
+        # copies: the pinned buffers are overwritten by the next run; fp16 outputs become float32
+        return {name: np.array(view[:n], dtype=np.float32) for name, view in views.items()}
+
+    def close(self) -> None:
+        cuda = getattr(self, '_cuda', None)
+        if cuda is None:
+            return
+        for _, ptr in getattr(self, '_buffers', []):
+            cuda.free(ptr)
+        for host in getattr(self, '_pinned', []):
+            cuda.free_pinned(host)
+        if getattr(self, '_stream', None) is not None:
+            cuda.destroy_stream(self._stream)
+        self._buffers, self._pinned, self._stream = [], [], None
+        self._context = self._engine = self._runtime = None
