@@ -56,6 +56,18 @@ def check_engine_io(bundle: Bundle, inputs: Dict[str, Tuple[int, ...]],
     return problems
 
 
+def tensor_name_map(engine_names: Sequence[str], bundle_to_engine: Optional[Dict[str, str]] = None
+                    ) -> Dict[str, str]:
+    """{name the bundle uses: name in the engine}; identity unless the metadata maps names."""
+    mapping = dict(bundle_to_engine or {})
+    unknown = [e for e in mapping.values() if e not in engine_names]
+    if unknown:
+        raise BundleError(f'engine metadata maps to tensors {unknown} the engine does not have '
+                          f'(it has {list(engine_names)})')
+    to_bundle = {e: b for b, e in mapping.items()}
+    return {to_bundle.get(e, e): e for e in engine_names}
+
+
 def concrete_shape(shape: Sequence[int], batch: int) -> Tuple[int, ...]:
     """An engine shape with its dynamic batch (-1) set; other dynamic dims are an error."""
     out = tuple(batch if i == 0 and d < 0 else int(d) for i, d in enumerate(shape))
@@ -112,9 +124,13 @@ class TensorRTBackend(Backend):
             detail = '; '.join(self._logger.errors()) or 'no detail given'
             raise BundleError(f'{engine}: TensorRT {trt.__version__} cannot deserialize the engine ({detail})')
         self._context = self._engine.create_execution_context()
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        shapes = {n: tuple(int(d) for d in self._engine.get_tensor_shape(n)) for n in names}
-        is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        # Engines exported by Torch-TensorRT name their tensors themselves; their metadata maps them.
+        engine_names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        self._engine_name = tensor_name_map(engine_names, meta.extra.get('tensor_names'))
+        names = list(self._engine_name)
+        shapes = {n: tuple(int(d) for d in self._engine.get_tensor_shape(self._engine_name[n])) for n in names}
+        is_input = {n: self._engine.get_tensor_mode(self._engine_name[n]) == trt.TensorIOMode.INPUT
+                    for n in names}
         inputs = {n: s for n, s in shapes.items() if is_input[n]}
         outputs = {n: s for n, s in shapes.items() if not is_input[n]}
         problems = check_engine_io(bundle, inputs, outputs)
@@ -126,7 +142,8 @@ class TensorRTBackend(Backend):
         self._output_names = [bundle.outputs['scores'].name, bundle.outputs['boxes'].name]
         self._inputs = {self._input_name: TensorInfo(self._input_name, ('batch',) + inputs[self._input_name][1:])}
         self._outputs = {n: TensorInfo(n, ('batch',) + outputs[n][1:]) for n in self._output_names}
-        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
+        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(self._engine_name[n])))
+                        for n in names}
         if self._dtypes[self._input_name] != np.float32:
             raise BundleError(f'{engine}: input {self._input_name!r} is {self._dtypes[self._input_name]}, '
                               f'expected float32 (the bundle\'s preprocessing output)')
@@ -141,7 +158,7 @@ class TensorRTBackend(Backend):
             self._host[n] = host
             self._device_ptr[n] = cuda.malloc(host.nbytes)
             self._buffers.append((n, self._device_ptr[n]))
-            if not self._context.set_tensor_address(n, self._device_ptr[n]):
+            if not self._context.set_tensor_address(self._engine_name[n], self._device_ptr[n]):
                 raise BundleError(f'{engine}: TensorRT refused the address of tensor {n!r}')
         opt = meta.batch[1]
         zeros = np.zeros((opt,) + self._inputs[self._input_name].shape[1:], np.float32)
@@ -164,7 +181,7 @@ class TensorRTBackend(Backend):
         np.copyto(host_in[:n], batch, casting='same_kind')
         if run_n > n:
             host_in[n:] = 0
-        if not self._context.set_input_shape(self._input_name, host_in.shape):
+        if not self._context.set_input_shape(self._engine_name[self._input_name], host_in.shape):
             raise RuntimeError(f'tensorrt backend: engine {self.engine_path} refused input shape '
                                f'{list(host_in.shape)} (profile {self.metadata.batch})')
         cuda.htod_async(self._device_ptr[self._input_name], host_in, stream)
@@ -173,7 +190,7 @@ class TensorRTBackend(Backend):
                                f'({"; ".join(self._logger.errors()[-3:]) or "no detail"})')
         views = {}
         for name in self._output_names:
-            shape = tuple(int(d) for d in self._context.get_tensor_shape(name))
+            shape = tuple(int(d) for d in self._context.get_tensor_shape(self._engine_name[name]))
             view = self._host[name].reshape(-1)[:int(np.prod(shape))].reshape(shape)
             cuda.dtoh_async(view, self._device_ptr[name], stream)
             views[name] = view

@@ -62,9 +62,9 @@ def test_big_batches_are_split_for_fixed_batch_engines(bundle):
 
 
 def test_registry(bundle):
-    assert {'onnxruntime', 'torch'} <= set(available_backends())
-    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
-        create_backend('tensorrt', bundle)
+    assert {'onnxruntime', 'torch', 'tensorrt'} <= set(available_backends())
+    with pytest.raises(ValueError, match="unknown backend 'no-such-backend'"):
+        create_backend('no-such-backend', bundle)
     calls = []
 
     def factory(b, **options):
