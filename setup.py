@@ -36,6 +36,11 @@ setup(
         'sim': requirements('sim'),
         'training': requirements('training') + requirements('sim'),
         'test': requirements('test'),
+        # native TensorRT engines on x86_64 (on a Jetson, TensorRT and CUDA come with JetPack)
+        'tensorrt': requirements('tensorrt'),
+        'gpu-diagnostics': ['nvidia-ml-py'],
+        # training-side TensorRT export for models ONNX cannot express (needs an NVIDIA GPU)
+        'trt-export': requirements('trt-export'),
     },
     zip_safe=True,
     maintainer='AIAT Perception developers',
@@ -53,6 +58,7 @@ setup(
             # tools
             'aiat-launch = aiat_perception.launcher:main',
             'aiat-detect = aiat_perception.cli.detect:main',
+            'aiat-engine = aiat_perception.engine.cli:main',
             'aiat-data = aiat_training.cli.data:main',
             'aiat-train = aiat_training.cli.train:main',
         ],

