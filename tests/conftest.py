@@ -31,7 +31,7 @@ MARKERS_BY_FILE = {
              'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*',
              'test_fuzz_conversions*', 'test_fuzz_bundle*', 'test_engine_*', 'test_gpu_load*'],
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
-                 'test_detect_cli*', 'test_sim_finetuned*', 'test_fuzz_dataset*'],
+                 'test_detect_cli*', 'test_sim_finetuned*', 'test_fuzz_dataset*', 'test_device_check*'],
     'ros': ['test_interface_hashes*'],
     'sim': ['test_sim_*', 'test_sim_finetuned*', 'test_data_sim_roundtrip*', 'test_fuzz_scenario*'],
     'docker': ['test_docker_*'],
