@@ -188,8 +188,13 @@ def build_engine(bundle: Any, engine_path: Union[str, Path], options: BuildOptio
         from .calibration import CalibrationBatches, make_entropy_calibrator
         if not getattr(builder, 'platform_has_fast_int8', True):
             warnings.append('this GPU has no fast INT8')
-        batches = CalibrationBatches(bundle, options.calibration, options.calibration_batch,
+        static_batch = network_inputs[bundle.input.name][0]
+        batches = CalibrationBatches(bundle, options.calibration,
+                                     static_batch if static_batch > 0 else options.calibration_batch,
                                      options.calibration_limit)
+        if static_batch > 0 and batches.batch_size != static_batch:
+            raise EngineBuildError(f'{options.calibration}: {len(batches.paths)} calibration images, '
+                                   f'the graph\'s fixed batch needs at least {static_batch}')
         cache_file = Path(options.calibration_cache or engine_path.with_name(engine_path.name + '.calib'))
         calibrator = make_entropy_calibrator(trt, batches, cache_file, cuda)
         config.set_flag(trt.BuilderFlag.INT8)

@@ -12,7 +12,7 @@ start-up when ``build_if_missing`` is set. Never run on hardware here (no GPU, n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -103,9 +103,8 @@ class TensorRTBackend(Backend):
         self._cuda = cuda = cuda_runtime(device_id)
         machine = machine_facts(device_id, trt, cuda)
         if engine is None:
-            engine = ensure_engine(bundle, precision, parse_batch(batch if not isinstance(batch, (list, tuple))
-                                                                  else tuple(batch)),
-                                   cache_dir, build_if_missing, workspace_mb, machine=machine)
+            engine = ensure_engine(bundle, precision, parse_batch(batch), cache_dir, build_if_missing,
+                                   workspace_mb, machine=machine)
         engine = Path(engine)
         if not engine.is_file():
             raise BundleError(f'{engine}: engine file does not exist')

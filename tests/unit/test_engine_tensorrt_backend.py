@@ -2,7 +2,6 @@
 GPU exist) a real fp32 engine compared with ONNX Runtime."""
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
