@@ -127,7 +127,7 @@ class _JtopReader:
         self.jetson.start()
 
     def read(self) -> GpuValues:
-        stats = self.jetson.stats if self.jetson.ok() else {}
+        stats = self.jetson.stats or {}    # latest sample; ok() would block until the next one
         values: GpuValues = {}
         if isinstance(stats.get('GPU'), (int, float)):
             values['gpu_util_percent'] = float(stats['GPU'])
