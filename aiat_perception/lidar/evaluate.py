@@ -23,13 +23,13 @@ def as_object(d: Detection3D) -> Object3D:
 class KittiFrameScore:
     frame: str
     qualifying: int                 # labelled objects with >= min_points lidar points in their box
-    found: int                      # of those, matched class-agnostically within the distance
+    found: int                      # of those, matched by any output box (any class) within the distance
     false_classified: int           # car/pedestrian/cyclist detections in the labelled region matching no label
     detections: List[Detection3D]
     ground_truth: List[Object3D]
     gt_points: List[int]
     evaluation: Evaluation3D
-    not_counted: List[bool] = field(default_factory=list)
+    not_counted: List[bool] = field(default_factory=list)   # per detection: outside the frustum or in DontCare
 
     @property
     def recall(self) -> float:
@@ -49,19 +49,20 @@ def score_kitti_frame(root, frame: str, detector, min_points: int = 20, max_dist
     gts, dontcare = kitti_rules.ground_truth(calib, labels)
     gt_points = [kitti_rules.points_in_box(points, g) for g in gts]
     detections = detector(points).detections
-    classified = [d for d in detections if d.class_name in OBJECT_CLASSES]
-    dets = [as_object(d) for d in classified]
+    dets = [as_object(d) for d in detections]
     ignore = kitti_rules.not_counted(calib, dets, dontcare, size)
+    classified = [i for i, d in enumerate(dets) if d.class_name in OBJECT_CLASSES]
     evaluation = evaluation if evaluation is not None else Evaluation3D('distance', max_distance)
-    evaluation.add(dets, gts, ignore)
-    # class-agnostic recall over the qualifying labels; false = classified detections matching no label
+    evaluation.add([dets[i] for i in classified], gts, [ignore[i] for i in classified])
+    # class-agnostic: every output box (unknown ones too) may find a labelled object; false = a
+    # classified box in the labelled region that matches no label
     qualifying = [j for j, n in enumerate(gt_points) if n >= min_points]
     pairs = greedy_match(-center_distance_matrix(np.array([d.center for d in dets]).reshape(-1, 3),
                                                  np.array([g.center for g in gts]).reshape(-1, 3)),
                          [d.score for d in dets], -max_distance) if dets and gts else []
     matched_gt = {g for _, g in pairs}
     matched_det = {d for d, _ in pairs}
-    false = sum(1 for i in range(len(dets)) if i not in matched_det and not ignore[i])
+    false = sum(1 for i in classified if i not in matched_det and not ignore[i])
     return KittiFrameScore(frame, len(qualifying), sum(1 for j in qualifying if j in matched_gt), false,
                            detections, gts, gt_points, evaluation, ignore)
 
@@ -118,3 +119,25 @@ class LegScore:
                 self.unmatched_persons += int(np.count_nonzero(~(pd <= person_distance).any(axis=1)))
             else:
                 self.unmatched_persons += len(persons)
+
+
+def scan_arrays(msg):
+    """(ranges, angles, range_min, range_max) of a LaserScan-like message (rclpy or rosbags); the
+    angles are angle_min + i * angle_increment. Bad headers raise ValueError."""
+    ranges = np.asarray(msg.ranges, dtype=np.float32).ravel()
+    a0, inc = float(msg.angle_min), float(msg.angle_increment)
+    if not (np.isfinite(a0) and np.isfinite(inc)) or len(ranges) > 100_000:
+        raise ValueError(f'bad LaserScan: angle_min {a0}, angle_increment {inc}, {len(ranges)} ranges')
+    return ranges, a0 + np.arange(len(ranges)) * inc, float(msg.range_min), float(msg.range_max)
+
+
+def score_leg_bag(path, detector, label_topic: str = '/leg_cluster_positions', scan_topic: str = '/training_scan',
+                  leg_distance: float = 0.25, person_distance: float = 0.4) -> LegScore:
+    """Run the scan detector over a leg-labelled bag: each PoseArray label pairs with the next scan."""
+    from aiat_perception.bag_reading import paired_messages
+    score = LegScore()
+    for label, scan in paired_messages(path, label_topic, scan_topic):
+        result = detector(*scan_arrays(scan))
+        legs = np.array([[p.position.x, p.position.y] for p in label.poses], dtype=np.float64).reshape(-1, 2)
+        score.add(result.detections, legs, leg_distance, person_distance)
+    return score

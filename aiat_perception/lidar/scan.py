@@ -28,7 +28,7 @@ SCAN_PARAMETERS: ParameterTable = {
     'breakpoint_sigma': (0.01, 'range noise of the scanner, sigma (m); 3 sigma is added to the threshold',
                          (0.0, 1.0)),
     'max_missing_beams': (2, 'a run of more beams without a return than this always splits a segment', (0, 100000)),
-    'min_points': (3, 'fewest points in a segment', (1, 10000)),
+    'min_points': (4, 'fewest points in a segment', (1, 10000)),
     'max_points': (60, 'most points in a leg segment', (1, 100000)),
     'leg_min_width': (0.03, 'narrowest leg segment, first to last point (m)', (0.0, 5.0)),
     'leg_max_width': (0.35, 'widest leg segment, first to last point (m)', (0.01, 5.0)),

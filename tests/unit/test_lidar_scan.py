@@ -98,7 +98,7 @@ def test_all_nan_empty_and_bad_scans():
 
 def test_background_model_drops_static_leg_like_objects_but_not_moving_legs():
     det = ScanDetector({'background_scans': 20})
-    table_legs = [(2.0, 1.5, 0.03), (2.6, 1.5, 0.03), (2.0, 2.2, 0.03), (2.6, 2.3, 0.03)]
+    table_legs = [(2.0, 1.5, 0.04), (2.6, 1.5, 0.04), (2.0, 2.2, 0.04), (2.6, 2.3, 0.04)]
     wall = [((6, -6), (6, 6))]
     first = det(cast(circles=table_legs, walls=wall), ANGLES)
     assert sum(d.class_name == 'leg' for d in first.detections) == 4     # nothing known yet
