@@ -48,14 +48,17 @@ def side_view_angle(center: np.ndarray, yaw: np.ndarray) -> np.ndarray:
 
 def class_scores(size: np.ndarray, n_points: np.ndarray, margin: float = 0.3, points_scale: float = 15.0,
                  view_angle: Optional[np.ndarray] = None, cut: Optional[np.ndarray] = None,
-                 top_extent: Optional[np.ndarray] = None) -> np.ndarray:
+                 top_extent: Optional[np.ndarray] = None, height_slack: Optional[np.ndarray] = None) -> np.ndarray:
     """K x len(CLASSES) scores of boxes (size = length, width, height; view_angle from
     :func:`side_view_angle`, None = every side faces the sensor). ``cut`` marks boxes whose top
     reaches the sensor's highest beam: the object is at least that tall, so a height above a
-    template's range rules the template out instead of lowering the score."""
+    template's range rules the template out instead of lowering the score. ``height_slack`` (m, per
+    box) lowers the templates' smallest heights: the beam above an object's top may pass over it,
+    so a sparse sensor sees objects up to one ring spacing lower than they are."""
     size = np.asarray(size, dtype=np.float64).reshape(-1, 3)
     cut = np.zeros(len(size), bool) if cut is None else np.asarray(cut, dtype=bool)
     top = np.full(len(size), 0.5) if top_extent is None else np.asarray(top_extent, dtype=np.float64)
+    slack = np.zeros(len(size)) if height_slack is None else np.asarray(height_slack, dtype=np.float64)
     density = 1.0 - np.exp(-np.asarray(n_points, dtype=np.float64) / points_scale)
     view = np.full(len(size), 90.0) if view_angle is None else np.asarray(view_angle, dtype=np.float64)
     out = np.zeros((len(size), len(CLASSES)))
@@ -63,7 +66,8 @@ def class_scores(size: np.ndarray, n_points: np.ndarray, margin: float = 0.3, po
         for template in CLASS_TEMPLATES[name]:
             score = np.min([_membership(size[:, 0], template['length'], margin),
                             _membership(size[:, 1], template['width'], margin),
-                            _membership(size[:, 2], template['height'], margin),
+                            _membership(size[:, 2] + np.minimum(slack, np.maximum(
+                                template['height'][0] - size[:, 2], 0.0)), template['height'], margin),
                             _membership(top, template['top'], TOP_EXTENT_MARGIN)], axis=0)
             score = np.where(view >= template['view_deg'], score, 0.0)
             score = np.where(cut & (size[:, 2] > template['height'][1]), 0.0, score)
@@ -73,9 +77,10 @@ def class_scores(size: np.ndarray, n_points: np.ndarray, margin: float = 0.3, po
 
 def classify(size: np.ndarray, n_points: np.ndarray, min_score: float = 0.3, margin: float = 0.3,
              points_scale: float = 15.0, view_angle: Optional[np.ndarray] = None,
-             cut: Optional[np.ndarray] = None, top_extent: Optional[np.ndarray] = None) -> Tuple[List[str], np.ndarray]:
+             cut: Optional[np.ndarray] = None, top_extent: Optional[np.ndarray] = None,
+             height_slack: Optional[np.ndarray] = None) -> Tuple[List[str], np.ndarray]:
     """Class name and score of every box."""
-    scores = class_scores(size, n_points, margin, points_scale, view_angle, cut, top_extent)
+    scores = class_scores(size, n_points, margin, points_scale, view_angle, cut, top_extent, height_slack)
     if len(scores) == 0:
         return [], np.zeros(0)
     best = np.argmax(scores, axis=1)

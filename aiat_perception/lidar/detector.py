@@ -22,6 +22,9 @@ from aiat_perception.lidar.types import Detection3D, DetectionResult
 
 PARAMETERS: ParameterTable = {
     'sensor_height': (1.73, 'height of the sensor above the ground under it (m); KITTI HDL-64E: 1.73', (0.0, 10.0)),
+    'vertical_resolution_deg': (0.4, 'angle between neighbouring rings (deg): HDL-64E 0.4, VLP-16 2.0; objects may '
+                                'look up to one ring gap lower than they are (counts where the gap exceeds '
+                                'class_margin)', (0.0, 45.0)),
     'range_min': (1.0, 'drop points nearer than this horizontally (m): the vehicle itself', (0.0, 50.0)),
     'range_max': (80.0, 'drop points farther than this horizontally (m)', (1.0, 300.0)),
     'z_min': (-5.0, 'drop points lower than this in the sensor frame (m)', (-50.0, 50.0)),
@@ -111,9 +114,12 @@ class PointCloudDetector:
         boxes = fit_boxes(obj, clusters.labels, clusters.count, angles, obj_ground)
         highest_beam = float(np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])).max()) if len(xyz) else 0.0
         cut = boxes.top_elevation >= highest_beam - np.radians(p['top_beam_tolerance_deg'])
+        # the larger of the two tolerances: class_margin, or the gap a ring leaves at that range
+        ring_gap = np.hypot(boxes.center[:, 0], boxes.center[:, 1]) * np.tan(np.radians(p['vertical_resolution_deg']))
+        height_slack = np.maximum(ring_gap - p['class_margin'], 0.0)
         names, scores = classes.classify(boxes.size, boxes.n_points, p['class_min_score'], p['class_margin'],
                                          p['class_points_scale'], classes.side_view_angle(boxes.center, boxes.yaw),
-                                         cut, boxes.top_extent)
+                                         cut, boxes.top_extent, height_slack)
         detections = []
         for k, name in enumerate(names):
             if name == 'unknown' and not p['output_unknown']:
