@@ -53,6 +53,7 @@ setup(
             # tools
             'aiat-launch = aiat_perception.launcher:main',
             'aiat-detect = aiat_perception.cli.detect:main',
+            'aiat-lidar = aiat_perception.cli.lidar:main',
             'aiat-data = aiat_training.cli.data:main',
             'aiat-train = aiat_training.cli.train:main',
         ],
