@@ -86,8 +86,11 @@ class PointCloudDetector:
         t0 = time.perf_counter()
         pts = as_points(points)
         xyz = pts[:, :3]
-        keep = crop_mask(xyz, p['range_min'], p['range_max'], p['z_min'], p['z_max'])
-        xyz = xyz[keep]
+        with np.errstate(invalid='ignore', over='ignore'):
+            r = np.hypot(xyz[:, 0], xyz[:, 1])
+        keep = crop_mask(xyz, p['range_min'], p['range_max'], p['z_min'], p['z_max'], r)
+        if not keep.all():
+            xyz, r = xyz[keep], r[keep]
         t1 = time.perf_counter()
         times['filter'] = (t1 - t0) * 1e3
         if p['ground_method'] == 'ransac':
@@ -98,7 +101,7 @@ class PointCloudDetector:
             obstacle, ground_z = polar_grid_ground(
                 xyz, p['sensor_height'], p['range_max'], p['ground_sector_deg'], p['ground_bin_m'],
                 p['ground_local_slope_deg'], p['ground_global_slope_deg'], p['ground_chain_tolerance'],
-                p['ground_max_gap_m'], p['ground_height_threshold'])
+                p['ground_max_gap_m'], p['ground_height_threshold'], r)
         obstacle &= xyz[:, 2] - ground_z <= p['max_height_above_ground']
         obj, obj_ground = xyz[obstacle], ground_z[obstacle]
         t2 = time.perf_counter()
@@ -112,7 +115,7 @@ class PointCloudDetector:
                                p['lshape_angle_step_deg'], max_distance=p['lshape_max_distance'],
                                max_extent=p['lshape_max_extent'])
         boxes = fit_boxes(obj, clusters.labels, clusters.count, angles, obj_ground)
-        highest_beam = float(np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])).max()) if len(xyz) else 0.0
+        highest_beam = float(np.arctan((xyz[:, 2] / np.maximum(r, 1e-3)).max())) if len(xyz) else 0.0
         cut = boxes.top_elevation >= highest_beam - np.radians(p['top_beam_tolerance_deg'])
         # the larger of the two tolerances: class_margin, or the gap a ring leaves at that range
         ring_gap = np.hypot(boxes.center[:, 0], boxes.center[:, 1]) * np.tan(np.radians(p['vertical_resolution_deg']))

@@ -1,7 +1,7 @@
 """Point filters: finite/range/height crop and voxel downsampling (vectorised numpy)."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -24,17 +24,24 @@ def as_points(points) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def crop_mask(xyz: np.ndarray, range_min: float, range_max: float, z_min: float, z_max: float) -> np.ndarray:
-    """Finite points whose horizontal range lies in [range_min, range_max] and height in [z_min, z_max]."""
-    with np.errstate(invalid='ignore'):
-        r2 = xyz[:, 0] * xyz[:, 0] + xyz[:, 1] * xyz[:, 1]
-        keep = (r2 >= range_min * range_min) & (r2 <= range_max * range_max)
+def crop_mask(xyz: np.ndarray, range_min: float, range_max: float, z_min: float, z_max: float,
+              r: Optional[np.ndarray] = None) -> np.ndarray:
+    """Finite points whose horizontal range (``r`` when given) lies in [range_min, range_max] and
+    height in [z_min, z_max]."""
+    with np.errstate(invalid='ignore', over='ignore'):
+        if r is None:
+            r = np.hypot(xyz[:, 0], xyz[:, 1])
+        keep = (r >= range_min) & (r <= range_max)
         keep &= (xyz[:, 2] >= z_min) & (xyz[:, 2] <= z_max)
     return keep  # NaN compares False: non-finite points drop out here
 
 
-def voxel_keys(coords: np.ndarray, leaf: float) -> np.ndarray:
-    """One int64 key per point naming its voxel (leaf-sized cells over all columns of ``coords``)."""
+DENSE_CELLS = 1 << 20   # up to this many cells in the bounding grid, voxels are found without sorting
+
+
+def voxel_keys(coords: np.ndarray, leaf: float, with_size: bool = False):
+    """One int64 key per point naming its voxel (leaf-sized cells over all columns of ``coords``), and
+    with ``with_size`` the number of cells of the bounding grid."""
     cells = np.floor(coords / leaf).astype(np.int64)
     cells -= cells.min(axis=0)
     extent = cells.max(axis=0) + 1
@@ -42,7 +49,7 @@ def voxel_keys(coords: np.ndarray, leaf: float) -> np.ndarray:
     for k in range(1, cells.shape[1]):
         key *= extent[k]
         key += cells[:, k]
-    return key
+    return (key, int(np.prod(extent.astype(np.float64)))) if with_size else key
 
 
 def voxel_downsample(coords: np.ndarray, leaf: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -51,8 +58,17 @@ def voxel_downsample(coords: np.ndarray, leaf: float) -> Tuple[np.ndarray, np.nd
     dims = coords.shape[1] if coords.ndim == 2 else 3
     if len(coords) == 0:
         return np.zeros((0, dims), np.float64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    _, inverse, counts = np.unique(voxel_keys(coords, leaf), return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()  # numpy 2.0-2.1 return it with the key's shape
+    key, size = voxel_keys(coords, leaf, with_size=True)
+    if size <= DENSE_CELLS:
+        # counting instead of sorting: a lookup table over the bounding grid
+        per_cell = np.bincount(key, minlength=size)
+        occupied = np.flatnonzero(per_cell)
+        index = np.empty(size, np.int32)
+        index[occupied] = np.arange(len(occupied), dtype=np.int32)
+        inverse, counts = index[key], per_cell[occupied]
+    else:
+        _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()  # numpy 2.0-2.1 return it with the key's shape
     sums = np.stack([np.bincount(inverse, weights=coords[:, k], minlength=len(counts)) for k in range(dims)],
                     axis=1)
     return sums / counts[:, None], inverse, counts

@@ -15,7 +15,7 @@ cell minima lets numpy do the same comparison for all rays at once).
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -23,38 +23,45 @@ import numpy as np
 def polar_grid_ground(xyz: np.ndarray, sensor_height: float, range_max: float, sector_deg: float = 1.0,
                       bin_m: float = 0.5, local_slope_deg: float = 13.0, global_slope_deg: float = 10.0,
                       chain_tolerance: float = 0.15, max_gap_m: float = 4.0,
-                      height_threshold: float = 0.2) -> Tuple[np.ndarray, np.ndarray]:
-    """(non-ground mask, ground height under every point) for points in the sensor frame (z up)."""
+                      height_threshold: float = 0.2, r: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """(non-ground mask, ground height under every point) for points in the sensor frame (z up);
+    ``r`` is the points' horizontal range when the caller has it already."""
     n = len(xyz)
     if n == 0:
         return np.zeros(0, bool), np.zeros(0, np.float64)
     sectors = max(1, int(round(360.0 / sector_deg)))
     bins = max(1, int(math.ceil(range_max / bin_m)))
     x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    r = np.hypot(x, y)
-    sector = ((np.arctan2(y, x) + math.pi) * (sectors / (2.0 * math.pi))).astype(np.int64)
+    if r is None:
+        r = np.hypot(x, y)
+    sector = ((np.arctan2(y, x) + np.float32(math.pi)) * np.float32(sectors / (2.0 * math.pi))).astype(np.int32)
     np.clip(sector, 0, sectors - 1, out=sector)
-    rbin = np.minimum((r / bin_m).astype(np.int64), bins - 1)
-    cell = sector * bins + rbin
-    lowest = np.full(sectors * bins, np.inf)
-    np.minimum.at(lowest, cell, z.astype(np.float64))
-    lowest = lowest.reshape(sectors, bins)
+    rbin = np.minimum((r * np.float32(1.0 / bin_m)).astype(np.int32), bins - 1)
+    cell = sector * np.int32(bins) + rbin
+    lowest = np.full(sectors * bins, np.inf, dtype=z.dtype)
+    np.minimum.at(lowest, cell, z)
+    lowest = lowest.astype(np.float64).reshape(sectors, bins)
 
     base = -float(sensor_height)
     tan_local, tan_global = math.tan(math.radians(local_slope_deg)), math.tan(math.radians(global_slope_deg))
-    ground = np.empty((sectors, bins))
+    centres = (np.arange(bins) + 0.5) * bin_m
+    # the global-slope test does not depend on the walk: for all cells at once
+    candidate = np.abs(lowest - base) <= centres * tan_global + chain_tolerance
+    ground = np.empty((bins, sectors))
     last_z = np.full(sectors, base)
     last_r = np.zeros(sectors)
+    lowest_t, candidate_t = np.ascontiguousarray(lowest.T), np.ascontiguousarray(candidate.T)
+    any_candidate = candidate.any(axis=0).tolist()
     for k in range(bins):
-        rc = (k + 0.5) * bin_m
-        m = lowest[:, k]
-        step = np.minimum(rc - last_r, max_gap_m) * tan_local + chain_tolerance
-        ok = np.abs(m - last_z) <= step
-        ok &= np.abs(m - base) <= rc * tan_global + chain_tolerance
-        last_z = np.where(ok, m, last_z)
-        last_r = np.where(ok, rc, last_r)
-        ground[:, k] = last_z
-    ground_z = ground.ravel()[cell]
+        if any_candidate[k]:
+            rc = centres[k]
+            m = lowest_t[k]
+            ok = candidate_t[k] & (np.abs(m - last_z) <= np.minimum(rc - last_r, max_gap_m) * tan_local
+                                   + chain_tolerance)
+            np.copyto(last_z, m, where=ok)
+            np.copyto(last_r, rc, where=ok)
+        ground[k] = last_z
+    ground_z = ground.T.ravel()[cell]
     return z > ground_z + height_threshold, ground_z
 
 

@@ -25,7 +25,10 @@ def _segments(labels: np.ndarray, count: int):
     """Order that sorts the labelled (>= 0) items by label, and each label's start in that order.
     Every label 0..count-1 must occur."""
     idx = np.flatnonzero(labels >= 0)
-    order = idx[np.argsort(labels[idx], kind='stable')]
+    keys = labels[idx]
+    if count < 32768:
+        keys = keys.astype(np.int16)   # numpy sorts 16-bit integers by radix: linear time
+    order = idx[np.argsort(keys, kind='stable')]
     counts = np.bincount(labels[idx], minlength=count)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     return order, starts, counts
@@ -72,7 +75,7 @@ def lshape_angles(xy: np.ndarray, labels: np.ndarray, count: int, angle_step_deg
 def fit_boxes(xyz: np.ndarray, labels: np.ndarray, count: int, angles: np.ndarray,
               ground_z: Optional[np.ndarray] = None) -> Boxes:
     """Boxes aligned with each cluster's ``angles`` (radians) enclosing its points; the bottom reaches
-    down to the ground under the cluster (median of ``ground_z`` over its points) when given."""
+    down to the lowest ground under the cluster (``ground_z`` of its points) when given."""
     if count == 0:
         z = np.zeros((0, 3))
         return Boxes(z, z.copy(), np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
@@ -85,15 +88,13 @@ def fit_boxes(xyz: np.ndarray, labels: np.ndarray, count: int, angles: np.ndarra
     lo1, hi1 = np.minimum.reduceat(p1, starts), np.maximum.reduceat(p1, starts)
     lo2, hi2 = np.minimum.reduceat(p2, starts), np.maximum.reduceat(p2, starts)
     top = np.maximum.reduceat(pts[:, 2], starts)
-    elevation = np.arctan2(pts[:, 2], np.hypot(pts[:, 0], pts[:, 1]))
-    top_elevation = np.maximum.reduceat(elevation, starts)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        slope = pts[:, 2] / np.hypot(pts[:, 0], pts[:, 1])
+    top_elevation = np.arctan(np.maximum.reduceat(np.nan_to_num(slope, nan=-np.inf), starts))
     bottom = np.minimum.reduceat(pts[:, 2], starts)
     if ground_z is not None:
-        gz = ground_z[order]
-        # per-cluster median: sort by (label, ground z) and take the middle element of each run
-        sorted_gz = gz[np.lexsort((gz, lab))]
-        median = sorted_gz[starts + (counts - 1) // 2]
-        bottom = np.minimum(bottom, median)
+        # down to the lowest ground under the cluster's points (on a slope: its downhill edge)
+        bottom = np.minimum(bottom, np.minimum.reduceat(ground_z[order].astype(np.float64), starts))
     # how far the upper part spans the box: a car's roof nearly all of it, a rider's torso little
     upper = pts[:, 2] >= (top - 0.4 * (top - bottom))[lab]
     up1 = np.maximum.reduceat(np.where(upper, p1, -np.inf), starts) - np.minimum.reduceat(np.where(upper, p1, np.inf), starts)
