@@ -9,8 +9,8 @@ rule: detections in order of decreasing score (stable: equal scores keep input o
 unmatched ground truth of best quality, the last such one on ties, if it reaches the threshold.
 
 ``Evaluation3D`` pools frames: recall/precision per class and range band (0-20, 20-40, 40+ m),
-mean heading error of matched pairs (modulo pi: a fitted box has no front), and a class confusion
-matrix from class-agnostic matching.
+mean heading error of matched pairs (modulo pi: a fitted box has no front; only classes with a
+heading, not the pedestrians' cylinders), and a class confusion matrix from class-agnostic matching.
 """
 from __future__ import annotations
 
@@ -219,10 +219,11 @@ class Evaluation3D:
     criterion: str = 'distance'
     threshold: float = 1.0
     classes: Sequence[str] = ('car', 'pedestrian', 'cyclist')
+    heading_classes: Sequence[str] = ('car', 'cyclist', 'truck')   # pedestrians are cylinders: no heading
     per_class: Dict[Tuple[str, str], _Count] = field(default_factory=dict)
     agnostic: Dict[str, _Count] = field(default_factory=dict)
     confusion: Dict[Tuple[str, str], int] = field(default_factory=dict)
-    heading_errors: List[float] = field(default_factory=list)
+    heading_errors: Dict[str, List[float]] = field(default_factory=dict)   # by ground-truth class
     frames: int = 0
 
     def add(self, detections: Sequence[Object3D], ground_truth: Sequence[Object3D],
@@ -243,7 +244,9 @@ class Evaluation3D:
         for d, g in m.pairs:
             key = (ground_truth[g].class_name, detections[d].class_name)
             self.confusion[key] = self.confusion.get(key, 0) + 1
-            self.heading_errors.append(heading_error(detections[d].yaw, ground_truth[g].yaw))
+            if ground_truth[g].class_name in self.heading_classes:
+                self.heading_errors.setdefault(ground_truth[g].class_name, []).append(
+                    heading_error(detections[d].yaw, ground_truth[g].yaw))
         for j in m.unmatched_ground_truth():
             key = (ground_truth[j].class_name, NONE)
             self.confusion[key] = self.confusion.get(key, 0) + 1
@@ -267,11 +270,13 @@ class Evaluation3D:
             c.tp += sum(1 for i in counted if i in matched_det)
 
     def summary(self) -> Dict[str, object]:
-        errors = np.degrees(self.heading_errors) if self.heading_errors else np.zeros(0)
+        every = [e for errors in self.heading_errors.values() for e in errors]
+        errors = np.degrees(every) if every else np.zeros(0)
         return {'criterion': self.criterion, 'threshold': self.threshold, 'frames': self.frames,
                 'per_class': {f'{c}/{b}': v.summary() for (c, b), v in sorted(self.per_class.items())},
                 'agnostic': {b: v.summary() for b, v in self.agnostic.items()},
                 'mean_heading_error_deg': float(errors.mean()) if len(errors) else float('nan'),
+                'heading_error_deg': {c: float(np.degrees(np.mean(v))) for c, v in sorted(self.heading_errors.items())},
                 'confusion': self.confusion_table()}
 
     def confusion_table(self) -> Dict[str, Dict[str, int]]:

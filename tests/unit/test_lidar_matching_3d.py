@@ -85,6 +85,6 @@ def test_evaluation_per_class_band_confusion_and_heading():
     table = ev.confusion_table()
     assert table['car']['car'] == 1 and table['pedestrian']['cyclist'] == 1 and table['cyclist']['-'] == 1
     assert table['-']['car'] == 1          # the ignored detection is not counted
-    assert s['mean_heading_error_deg'] == pytest.approx(5.0)
+    assert s['mean_heading_error_deg'] == pytest.approx(10.0) and set(s['heading_error_deg']) == {'car'}
     assert heading_error(0.1, math.pi + 0.1) == pytest.approx(0.0)
     assert '| ground truth' in ev.confusion_markdown()
