@@ -3,7 +3,8 @@
 
     python benchmarks/lidar.py [--iterations 200] [--out docs/benchmarks/lidar.json]
 
-Prints JSON: per case, median and p99 of every stage and of the total (ms), and a same-run floor, a
+Prints JSON: per case, median and p99 of every stage and of the total (ms, wall clock; the total
+also as this process's CPU time), and a same-run floor, a
 bare numpy pass over the same input interleaved with the detector runs so both see the same machine
 load: for clouds, voxel hashing of every point (floor(xyz / 0.3) -> one int64 key -> np.unique), for
 the scan, polar -> Cartesian and the gaps between neighbouring beams. Parameters are the nodes'
@@ -55,19 +56,24 @@ def run_case(name, call, floor, iterations, warmup=10):
     for _ in range(warmup):
         call()
         floor()
-    stages, totals, floors = {}, [], []
+    stages, totals, floors, cpu, floor_cpu = {}, [], [], [], []
     result = None
     for _ in range(iterations):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         floor()
         floors.append((time.perf_counter() - t0) * 1e3)
-        t0 = time.perf_counter()
+        floor_cpu.append((time.process_time() - c0) * 1e3)
+        t0, c0 = time.perf_counter(), time.process_time()
         result = call()
         totals.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
         for stage, ms in result.stage_ms.items():
             stages.setdefault(stage, []).append(ms)
     return {'case': name, 'iterations': iterations, 'total': pct(totals),
             'stages': {k: pct(v) for k, v in stages.items()}, 'floor': pct(floors),
+            # CPU time of this process: what the call costs without the waiting for a core that a
+            # loaded machine adds to the wall time (the code is single-threaded)
+            'total_cpu': pct(cpu), 'floor_cpu': pct(floor_cpu),
             'total_over_floor_median': round(float(np.median(totals) / max(np.median(floors), 1e-9)), 1),
             'counts': result.counts, 'detections': len(result.detections)}
 
@@ -107,6 +113,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.iterations < 1:
         parser.error('--iterations must be >= 1')
+    load_start = os.getloadavg()[0]
     det = PointCloudDetector(read_yaml(ROOT / 'config' / 'lidar_detector.yaml', 'lidar_detector', PARAMETERS))
     points = read_velodyne(shared_data('kitti_object', 'training', 'velodyne', '000001.bin'))
     cases = [dict(run_case('kitti_000001_full_scan', lambda: det(points), lambda: cloud_floor(points), args.iterations),
@@ -116,6 +123,7 @@ def main(argv=None):
     import scipy
     doc = {'benchmark': 'lidar', 'python': platform.python_version(), 'numpy': np.__version__,
            'scipy': scipy.__version__, 'cpus': os.cpu_count(), 'machine': platform.machine(),
+           'load_average_1min': {'start': round(load_start, 2), 'end': round(os.getloadavg()[0], 2)},
            'targets': {'kitti_000001_full_scan total p99_ms': 60.0, 'laserscan_1081_beams total p99_ms': 2.0},
            'cases': cases}
     if note:

@@ -112,3 +112,18 @@ def test_background_model_drops_static_leg_like_objects_but_not_moving_legs():
 def test_scan_config_file_matches_the_table():
     values = read_yaml(ROOT / 'config' / 'scan_detector.yaml', 'scan_detector', SCAN_PARAMETERS)
     assert values == resolve(SCAN_PARAMETERS)
+
+
+def test_scan_detector_survives_hostile_scans():
+    rng = np.random.default_rng(11)
+    det = ScanDetector()
+    specials = np.array([np.nan, np.inf, -np.inf, 1e30, 0.0, -5.0], np.float32)
+    for trial in range(30):
+        n = int(rng.integers(0, 2000)) if trial % 3 else BEAMS
+        ranges = rng.uniform(0, 12, n).astype(np.float32)
+        hit = rng.random(n) < 0.1
+        ranges[hit] = rng.choice(specials, size=int(hit.sum()))
+        angles = np.sort(rng.uniform(-3, 3, n)) if trial % 2 else rng.uniform(-3, 3, n)   # even unordered
+        result = det(ranges, angles, 0.02, 30.0)
+        for d in result.detections:
+            assert np.all(np.isfinite(d.center)) and np.all(np.isfinite(d.size))

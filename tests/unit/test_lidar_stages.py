@@ -171,3 +171,20 @@ def test_config_file_documents_every_parameter_with_the_table_defaults():
     text = (ROOT / 'config' / 'lidar_detector.yaml').read_text()
     for name in PARAMETERS:
         assert f'    {name}:' in text
+
+
+def test_detector_survives_hostile_clouds():
+    rng = np.random.default_rng(7)
+    det = PointCloudDetector()
+    specials = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, 3.4e38], np.float32)
+    for trial in range(20):
+        n = int(rng.integers(0, 3000))
+        cloud = rng.normal(0, 20, (n, 4)).astype(np.float32)
+        if n:
+            hit = rng.random((n, 4)) < 0.05
+            cloud[hit] = rng.choice(specials, size=int(hit.sum()))
+        if trial % 5 == 0:
+            cloud[:, :3] = 7.0          # every point in one place
+        result = det(cloud)
+        for d in result.detections:
+            assert np.all(np.isfinite(d.center)) and np.all(np.isfinite(d.size)) and np.isfinite(d.yaw)
