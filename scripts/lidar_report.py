@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiat_perception.assets import shared_data  # noqa: E402
-from aiat_perception.kitti import KittiCalibration, read_velodyne  # noqa: E402
+from aiat_perception.kitti import read_velodyne  # noqa: E402
 from aiat_perception.lidar.bev import render_bev  # noqa: E402
 from aiat_perception.lidar.detector import PARAMETERS, PointCloudDetector  # noqa: E402
 from aiat_perception.lidar.evaluate import OBJECT_CLASSES, score_kitti_frame, score_leg_bag  # noqa: E402

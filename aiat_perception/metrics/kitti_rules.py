@@ -4,7 +4,6 @@ the lidar detector's classes."""
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import numpy as np

@@ -7,7 +7,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from aiat_perception.assets import shared_data
 from aiat_perception.cli.lidar import main
