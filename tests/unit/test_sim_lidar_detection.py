@@ -78,3 +78,27 @@ def test_lidar_core_recall_against_simulated_ground_truth(rings):
     assert sum(g.class_name == 'car' for g in gts) >= 8 and sum(g.class_name == 'pedestrian' for g in gts) >= 5
     assert car_recall >= 0.8
     assert ped_recall >= 0.6
+
+
+def test_scan_core_finds_the_simulated_pedestrians_and_nothing_else():
+    from aiat_perception.lidar.scan import SCAN_PARAMETERS, ScanDetector
+    scenario = street({'model': 'vlp16'})
+    scenario['ego']['lidar_2d'] = {'enabled': True, 'pose': {'xyz': [0.0, 0.0, 0.5]}, 'range_max': 30.0}
+    with SimWorld(parse_scenario(scenario)) as world:
+        scan = world.scan_2d()
+        boxes = world.ground_truth_3d(world.scenario.ego.frame_id)
+        laser_from_base = invert(world.base_from_lidar_2d())
+    params = read_yaml(ROOT / 'config' / 'scan_detector.yaml', 'scan_detector', SCAN_PARAMETERS)
+    params['background_scans'] = 0          # one scan: nothing to learn a background from
+    result = ScanDetector(params)(scan.ranges, scan.angle_min + np.arange(len(scan.ranges)) * scan.angle_increment,
+                                  scan.range_min, scan.range_max)
+    persons = np.array([d.center[:2] for d in result.detections if d.class_name == 'person']).reshape(-1, 2)
+    people = [(laser_from_base[:3, :3] @ b.center + laser_from_base[:3, 3])[:2] for b in boxes
+              if b.class_name == 'person']
+    seen = [c for b, c in zip([b for b in boxes if b.class_name == 'person'], people)
+            if np.count_nonzero(scan.actors == b.actor_index) >= 6 and math.hypot(*c) <= params['leg_max_range']]
+    assert len(seen) >= 3
+    for c in seen:
+        assert np.hypot(*(persons - c).T).min() <= 0.4
+    for p in persons:
+        assert min(math.hypot(*(p - c)) for c in people) <= 0.4
