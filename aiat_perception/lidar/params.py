@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 ParameterTable = Dict[str, Tuple[object, str, Optional[Tuple[float, float]]]]
 
@@ -55,8 +55,11 @@ def check(table: ParameterTable, name: str, value, source: str = 'parameters'):
     return int(value) if isinstance(default, int) else float(value)
 
 
-def read_yaml(path, node_name: str, table: ParameterTable) -> Dict[str, object]:
-    """The ``<node_name>: ros__parameters:`` section of a ROS 2 parameter file, resolved against ``table``."""
+def read_yaml(path, node_name: str, table: ParameterTable, node_parameters: Sequence[str] = ()) -> Dict[str, object]:
+    """The ``<node_name>: ros__parameters:`` section of a ROS 2 parameter file, resolved against
+    ``table``. Names in ``node_parameters`` (the node's own: topics, QoS, diagnostics) are allowed in
+    the file and left out of the result; any other unknown name is an error (a typo would otherwise
+    be ignored silently)."""
     import yaml
     path = Path(path)
     try:
@@ -67,4 +70,5 @@ def read_yaml(path, node_name: str, table: ParameterTable) -> Dict[str, object]:
     params = section.get('ros__parameters') if isinstance(section, dict) else None
     if not isinstance(params, dict):
         raise ParameterError(f'{path}: no "{node_name}: ros__parameters:" mapping')
-    return resolve(table, params, str(path))
+    core = {k: v for k, v in params.items() if k not in set(node_parameters) or k in table}
+    return resolve(table, core, str(path))

@@ -188,3 +188,20 @@ def test_detector_survives_hostile_clouds():
         result = det(cloud)
         for d in result.detections:
             assert np.all(np.isfinite(d.center)) and np.all(np.isfinite(d.size)) and np.isfinite(d.yaw)
+
+
+def test_parameter_file_errors_and_node_parameters(tmp_path):
+    f = tmp_path / 'p.yaml'
+    f.write_text('lidar_detector:\n  ros__parameters:\n    cluster_tolerance: 0.5\n    input_topic: /points\n')
+    with pytest.raises(ParameterError, match='unknown parameter .input_topic'):
+        read_yaml(f, 'lidar_detector', PARAMETERS)
+    values = read_yaml(f, 'lidar_detector', PARAMETERS, node_parameters=['input_topic'])
+    assert values['cluster_tolerance'] == 0.5 and 'input_topic' not in values
+    with pytest.raises(ParameterError, match='no "scan_detector: ros__parameters:"'):
+        read_yaml(f, 'scan_detector', PARAMETERS)
+    f.write_text('lidar_detector: {ros__parameters: {cluster_tolerance: .nan}}')
+    with pytest.raises(ParameterError, match='p.yaml: cluster_tolerance must be finite'):
+        read_yaml(f, 'lidar_detector', PARAMETERS)
+    f.write_text('{[')
+    with pytest.raises(ParameterError, match='cannot read'):
+        read_yaml(f, 'lidar_detector', PARAMETERS)
