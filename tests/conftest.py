@@ -28,7 +28,7 @@ MARKERS_BY_FILE = {
     'core': ['test_msg_conversions*', 'test_bundle*', 'test_inference*', 'test_decode*',
              'test_latency*', 'test_matching*', 'test_launch_graph*', 'test_preprocess*',
              'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*',
-             'test_fuzz_conversions*', 'test_fuzz_bundle*'],
+             'test_fuzz_conversions*', 'test_fuzz_bundle*', 'test_node_params*', 'test_stamp_pairing*'],
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
                  'test_detect_cli*', 'test_sim_finetuned*', 'test_fuzz_dataset*'],
     'ros': ['test_interface_hashes*'],
