@@ -32,7 +32,7 @@ MARKERS_BY_FILE = {
     'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
                  'test_detect_cli*', 'test_sim_finetuned*', 'test_fuzz_dataset*'],
     'ros': ['test_interface_hashes*'],
-    'sim': ['test_sim_*', 'test_sim_finetuned*', 'test_data_sim_roundtrip*', 'test_fuzz_scenario*'],
+    'sim': ['test_sim_*', 'test_colcon_install*', 'test_sim_finetuned*', 'test_data_sim_roundtrip*', 'test_fuzz_scenario*'],
 }
 
 
