@@ -310,3 +310,50 @@ def test_node_table_is_what_its_parameter_file_documents(executable, config_file
     table = lg.node_parameters(executable)
     (params,) = lg.read_params_file(CONFIG / config_file).values()
     assert params == table.defaults
+
+
+# ----------------------------------------------------------------------------- both runners alike
+
+def test_quoted_empty_argument_means_empty(config):
+    """`ros2 launch` cannot pass a bare `name:=`, so `name:=''` (or "") is empty in both runners."""
+    graph = lg.load_graph(graph_file(config, """
+        arguments:
+          extra: {default: pub.yaml, description: an extra parameter file}
+          frame: {default: cam, description: frame id}
+        nodes: [{executable: image_publisher, params_files: ['$(arg extra)'], parameters: {frame_id: '$(arg frame)'}}]
+        """))
+    (node,) = lg.resolve(graph, {'extra': "''", 'frame': '""'}, config)
+    assert node.params_files == [] and node.parameters == {}
+    assert lg.parse_argument_assignments(["extra:=''"]) == {'extra': "''"}  # read as empty when resolved
+
+
+def test_both_runners_refuse_a_params_file_that_misses_the_namespaced_node(config):
+    graph = lg.load_graph(graph_file(config, """
+        arguments: {namespace: {default: '', description: namespace}}
+        nodes: [{executable: image_publisher, namespace: '$(arg namespace)', params_files: [pub.yaml]}]
+        """))
+    nodes, warnings = lg.checked_nodes(graph, {}, config)
+    assert [n.fqn for n in nodes] == ['/image_publisher'] and warnings == []
+    with pytest.raises(lg.GraphError, match='has no section for node /front/image_publisher'):
+        lg.checked_nodes(graph, {'namespace': 'front'}, config)
+    (node,), _ = lg.checked_nodes(graph, {'namespace': 'front'}, config, check=False)  # --no-check
+    assert node.fqn == '/front/image_publisher'
+    # the ros2 launch bridge starts nodes only through checked_nodes, as aiat-launch does
+    import aiat_perception.launch_ros_actions as bridge
+    import aiat_perception.launcher as launcher
+    for module in (bridge, launcher):
+        calls = {n.func.attr for n in ast.walk(ast.parse(Path(module.__file__).read_text()))
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and
+                 isinstance(n.func.value, ast.Name) and n.func.value.id == 'lg'}
+        assert 'checked_nodes' in calls and 'resolve' not in calls, module.__name__
+
+
+def test_validation_checks_ranges_and_cross_field_rules_of_the_tables(config):
+    write(config / 'bad.yaml', """
+        image_publisher:
+          ros__parameters: {rate_hz: 0.0, width: 64}
+        """)
+    found = errors_of(config, 'nodes: [{executable: image_publisher, params_files: [bad.yaml]}]')
+    assert "parameter 'rate_hz' (from " in found and 'must be > 0, got 0.0' in found
+    found = errors_of(config, 'nodes: [{executable: image_publisher, parameters: {width: 64}}]')
+    assert 'width, height: give both or neither, got 64x0' in found
