@@ -133,7 +133,7 @@ class ParameterTable:
             return [float(v) for v in value]
         return value
 
-    def problems(self, values: Dict[str, object]) -> List[str]:
+    def problems(self, values: Dict[str, object], cross_field: bool = True) -> List[str]:
         """Every problem with ``values`` (a subset of the parameters; the rest keep their defaults):
         unknown names, each value's type/range/choices (integers accepted for doubles), then the
         cross-field checks."""
@@ -147,7 +147,7 @@ class ParameterTable:
                     problems.append(f'{name}: {problem}')
                 else:
                     merged[name] = value
-        if not problems and self.check is not None:
+        if cross_field and not problems and self.check is not None:
             problems += self.check(merged)
         return problems
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from aiat_perception.parameters import ParameterError, ParameterTable
 
@@ -53,12 +53,14 @@ def parameter_descriptor(param):
 
 
 def declare_table(node, table: ParameterTable,
-                  on_change: Optional[Callable[[Dict[str, object], set], None]] = None) -> Dict[str, object]:
+                  on_change: Optional[Callable[[Dict[str, object], set], None]] = None,
+                  check: Optional[Callable[[Dict[str, object]], List[str]]] = None) -> Dict[str, object]:
     """Declare every parameter of ``table`` on ``node`` and return the values, checked by the table
     (ranges, choices, cross-field checks): :class:`ParameterError` naming every problem otherwise.
 
     rclpy refuses a run-time update outside a range or of a parameter that is not dynamic (read-only)
-    by itself; the table's other checks run in an on-set callback, which keeps the returned dict up
+    by itself; the table's other checks, and ``check(values)`` (the node's own, e.g. against a loaded
+    model; also applied here at start), run in an on-set callback, which keeps the returned dict up
     to date and then calls ``on_change(values, changed_names)``.
     """
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -70,6 +72,9 @@ def declare_table(node, table: ParameterTable,
                 param.name, param.default, parameter_descriptor(param)).value
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
             problems.append(f'{param.name}: {exc}')
+    problems += table.problems(values, cross_field=not problems)
+    if not problems and check is not None:
+        problems += check(values)
     if problems:
         raise ParameterError('; '.join(problems))
     values.update(table.validated(values))
@@ -79,6 +84,8 @@ def declare_table(node, table: ParameterTable,
 
         update = {p.name: p.value for p in params if p.name in table}
         problems = table.problems(dict(values, **update))
+        if not problems and check is not None:
+            problems = check(dict(values, **update))
         if problems:
             return SetParametersResult(successful=False, reason='; '.join(problems))
         values.update(table.validated(dict(values, **update)))

@@ -66,10 +66,12 @@ def test_parameter_updates_are_checked_by_rclpy_and_the_table(start_node, test_n
 
 
 def test_out_of_range_start_value_stops_the_node_with_a_message(start_node):
-    pub = start_node('aiat_perception.nodes.image_publisher', params={'rate_hz': -2.0, 'count': -1})
+    # two refused by rclpy (ranges), one by the table (choices): all three named at once
+    pub = start_node('aiat_perception.nodes.image_publisher', params={'rate_hz': -2.0, 'count': -1, 'encoding': 'yuv'})
     assert pub.wait(timeout=60) == 2
     out = pub.output()
     assert 'invalid parameters' in out and 'rate_hz' in out and 'count' in out, out
+    assert "encoding: must be one of rgb8, bgr8, mono8, not 'yuv'" in out, out
 
 
 def test_nodes_share_one_process_and_executor(rclpy_session, tmp_path):

@@ -66,6 +66,7 @@ def test_every_node_executable_is_a_console_script_with_its_module():
     scripts = dict(re.findall(r"'([\w-]+) = ([\w.]+:\w+)'", setup_py))
     for name, target in lg.FALLBACK_EXECUTABLES.items():
         assert scripts.get(name) == target, f'FALLBACK_EXECUTABLES[{name!r}] differs from setup.py'
+    assert set(lg.NODE_TABLES) == set(lg.FALLBACK_EXECUTABLES), 'every node executable has a parameter table'
     for path in GRAPHS:
         for spec in lg.load_graph(path).nodes:
             module, function = lg.executable_target(spec.executable)
