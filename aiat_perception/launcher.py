@@ -5,7 +5,7 @@
     aiat-launch config/launch/perception.yaml use_iou_monitor:=true
     aiat-launch demo --show-args | --print | --check
 
-Each node runs as ``python -m <module> --ros-args -r __node:=NAME --params-file F -p k:=v -r a:=b``
+Each node runs as ``python -c "from <module> import main; ..." --ros-args -r __node:=NAME --params-file F -p k:=v``
 with the same DDS settings as the nodes themselves; its output is prefixed with ``[NAME]``. Ctrl-C,
 SIGTERM or the end of ``--duration`` stop every node (SIGINT, then SIGKILL after ``--grace`` seconds).
 A node that exits with an error stops the graph, and so does any exit of a node marked
