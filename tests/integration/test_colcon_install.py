@@ -29,12 +29,16 @@ def install(tmp_path_factory):
     """(install prefix, environment that reaches only the install) after a colcon build."""
     work = tmp_path_factory.mktemp('colcon')
     src = work / 'src' / 'aiat_perception'
-    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split('\0')
-    for name in filter(None, files):
-        if (ROOT / name).is_file():  # deleted but not yet committed files are listed too
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+    listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=ROOT,
+                            capture_output=True)
+    if listed.returncode == 0:  # the files git knows (no venvs, caches or build output)
+        for name in filter(None, listed.stdout.decode().split('\0')):
+            if (ROOT / name).is_file():  # deleted but not yet committed files are listed too
+                (src / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, src / name)
+    else:  # not a git checkout (e.g. an unpacked archive)
+        shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+            '.venv*', '.git', '__pycache__', 'build', 'install', 'log', '*.egg-info', 'out'))
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'AMENT_PREFIX_PATH')}
     build = subprocess.run([str(COLCON), '--log-base', 'log', 'build', '--base-paths', 'src', '--build-base',
                             'build', '--install-base', 'install', '--merge-install'],
