@@ -88,7 +88,11 @@ def test_installed_executables_start(install):
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for name, bad in NODES.items()}
     for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=120)
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f'{name} did not stop within 120 s: {proc.communicate()[0]}')
         parameter = NODES[name].split(':=')[0]
         assert proc.returncode == 2 and 'invalid parameters' in out and parameter in out, f'{name}: {out}'
     check = subprocess.run([str(bin_dir / 'aiat-launch'), 'sim_demo', '--check'], cwd=run_dir, env=env,
