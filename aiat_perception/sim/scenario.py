@@ -446,12 +446,12 @@ def load_scenario(path) -> Scenario:
 
 
 def scenario_dir() -> Path:
-    """``config/scenarios`` of the source tree (or of the installed share/ directory)."""
-    here = Path(__file__).resolve().parents[2] / 'config' / 'scenarios'
-    if here.is_dir():
-        return here
-    import sys
-    return Path(sys.prefix) / 'share' / 'aiat_perception' / 'config' / 'scenarios'
+    """``config/scenarios`` of the source tree or of the installed share directory."""
+    from aiat_perception.share import config_dir
+    try:
+        return config_dir() / 'scenarios'
+    except FileNotFoundError as exc:
+        raise ScenarioError(str(exc)) from exc
 
 
 def resolve_scenario(name_or_path) -> Path:
