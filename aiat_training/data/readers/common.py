@@ -9,7 +9,7 @@ import numpy as np
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import DROP, IGNORE, ClassMapping
 from aiat_training.data.dataset import DetectionDataset, Sample
-from aiat_training.data.issues import IssueLog
+from aiat_training.data.issues import IssueLog, decode_error_message
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
 
@@ -22,6 +22,18 @@ def image_size(path: Path) -> tuple[int, int] | None:
             return im.size
     except (FileNotFoundError, UnidentifiedImageError, OSError):
         return None
+
+
+def read_text(ctx: 'ReadContext', path: Path, kind: str = 'label file') -> str | None:
+    """The file's text (UTF-8, a BOM allowed), or None after reporting a non-UTF-8/unreadable file
+    (``on_error='skip'`` then leaves the file out and counts it)."""
+    try:
+        return Path(path).read_text(encoding='utf-8-sig')
+    except UnicodeDecodeError as exc:
+        ctx.issue(K.MALFORMED_FILE, path, f'{kind}: {decode_error_message(exc)}')
+    except OSError as exc:
+        ctx.issue(K.MALFORMED_FILE, path, f'{kind}: cannot read it: {exc.strerror or exc}')
+    return None
 
 
 def find_image(directory: Path, stem: str) -> Path | None:
