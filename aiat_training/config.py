@@ -256,7 +256,7 @@ def config_from_dict(data: dict | None, source: str = '<config>', base_dir: Path
 
 def read_config_file(path: Path):
     try:
-        return yaml.safe_load(path.read_text(encoding='utf-8-sig'))
+        return yaml.safe_load(path.read_bytes().decode('utf-8-sig'))
     except FileNotFoundError:
         raise ConfigError(f'{path}: config file not found') from None
     except yaml.YAMLError as exc:

@@ -82,7 +82,7 @@ class ClassMapping:
     def from_yaml(cls, path: str | Path) -> 'ClassMapping':
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding='utf-8-sig'))
+            data = yaml.safe_load(path.read_bytes().decode('utf-8-sig'))
         except yaml.YAMLError as exc:
             raise ClassMappingError(f'{path}: not valid YAML: {" ".join(str(exc).split())}') from None
         except UnicodeDecodeError as exc:

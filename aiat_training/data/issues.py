@@ -76,7 +76,8 @@ def read_text_file(path, kind: str = 'file') -> str:
     naming it instead of a bare UnicodeDecodeError."""
     path = Path(path)
     try:
-        return path.read_text(encoding='utf-8-sig')
+        # decoded whole: the incremental decoder behind read_text() silently drops a cut-off BOM
+        return path.read_bytes().decode('utf-8-sig')
     except UnicodeDecodeError as exc:
         message = f'{kind}: {decode_error_message(exc)}'
         raise DatasetError(ReadIssue(MALFORMED_FILE, str(path), None, None, message),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 
@@ -193,8 +194,10 @@ def _torch_load(path: Path, map_location):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if 'weights only load failed' not in str(exc).lower():
-            raise CheckpointCorrupt(f'{path}: not a readable checkpoint ({_first_line(exc)})') from None
+        asked = re.findall(r'GLOBAL ([\w.]+)', str(exc))
+        if not asked:    # an opcode the weights-only unpickler does not take: garbage or a foreign pickle
+            raise CheckpointCorrupt(f'{path}: not a readable checkpoint (truncated, corrupt or not written by '
+                                    f'torch.save: {_weights_only_reason(exc)})') from None
         unsafe = _unsafe_globals(path)
         legacy = _global_names(_legacy_numpy_globals())
         if unsafe and set(unsafe) <= legacy:
@@ -202,16 +205,25 @@ def _torch_load(path: Path, map_location):
                 try:
                     return torch.load(path, map_location=map_location, weights_only=True)
                 except pickle.UnpicklingError as again:
-                    exc = again
-        what = ', '.join(unsafe[:3]) if unsafe else _first_line(exc)
+                    asked = re.findall(r'GLOBAL ([\w.]+)', str(again)) or asked
+        what = ', '.join(sorted(set(unsafe or asked), key=lambda name: (name in legacy, name))[:3])
         raise CheckpointRefused(
-            f'{path}: refused: it holds Python objects other than tensors and plain data ({what}); '
-            'aiat-train loads checkpoints weights-only. Use checkpoints written by aiat-train '
+            f'{path}: refused: it asks to run or build Python objects other than tensors and plain data '
+            f'({what}); aiat-train loads checkpoints weights-only. Use checkpoints written by aiat-train '
             '(re-export or re-train from a trusted copy)') from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError,
             IndexError, TypeError, AttributeError, MemoryError) as exc:
         raise CheckpointCorrupt(f'{path}: not a readable checkpoint, truncated or corrupt '
                                 f'({type(exc).__name__}: {_first_line(exc)})') from None
+
+
+def _weights_only_reason(exc: BaseException) -> str:
+    """The specific line of torch's long weights-only message (e.g. 'Unsupported operand 103')."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(('Unsupported', 'Trying', 'Unpickler')) or 'invalid load key' in line:
+            return line[:160]
+    return lines[-1][:160] if lines else type(exc).__name__
 
 
 def load_checkpoint(path: str | Path, map_location='cpu') -> dict:

@@ -74,7 +74,9 @@ def read_kitti(root: str | Path, mapping: ClassMapping | None = None, on_error: 
                 builder.add(name, box, line=number, truncation=values[0], occlusion=values[1])
         calib = root / calib_dir / f'{stem}.txt'
         if calib.is_file():
-            builder.meta['calib'] = read_calib(calib, ctx)
+            matrices = read_calib(calib, ctx)
+            if matrices:            # left out when the whole file is unreadable (reported)
+                builder.meta['calib'] = matrices
         builder.done()
     return ctx.finish(f'kitti:{root}')
 
