@@ -35,13 +35,21 @@ TOL = 1.0
 OUTCOMES: dict[str, Counter] = defaultdict(Counter)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _report_outcomes():
+def _summary() -> dict:
+    return {target: dict(sorted(c.items())) for target, c in sorted(OUTCOMES.items())}
+
+
+@pytest.fixture(autouse=True)
+def _record_outcomes():
     yield
-    summary = {target: dict(sorted(c.items())) for target, c in sorted(OUTCOMES.items())}
-    print('\nfuzz outcomes per target:', json.dumps(summary, indent=1))
-    if os.environ.get('AIAT_FUZZ_REPORT'):
-        Path(os.environ['AIAT_FUZZ_REPORT']).write_text(json.dumps(summary, indent=2))
+    if os.environ.get('AIAT_FUZZ_REPORT'):         # after every target, so a cut-short run keeps its counts
+        Path(os.environ['AIAT_FUZZ_REPORT']).write_text(json.dumps(_summary(), indent=2))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _print_outcomes():
+    yield
+    print('\nfuzz outcomes per target:', json.dumps(_summary(), indent=1))
 
 
 @pytest.fixture(scope='module')

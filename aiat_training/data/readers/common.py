@@ -172,7 +172,8 @@ class SampleBuilder:
         n = len(self.boxes)
         for key in set(self.attributes) | set(attributes):
             column = self.attributes.setdefault(key, [math.nan] * n)
-            column.append(float(attributes[key]) if attributes.get(key) is not None else math.nan)
+            value = float(attributes[key]) if attributes.get(key) is not None else math.nan
+            column.append(value if abs(value) < 1e30 else math.nan)   # NaN, inf, absurd: unknown
         self.boxes.append(box)
         self.labels.append(target)
 
