@@ -94,20 +94,27 @@ def build_model(cfg, class_names: Sequence[str]) -> nn.Module:
     if m.pretrained == 'coco':
         model = importer.load_pretrained(frozen_bn=True)
     else:
-        model = model_from_checkpoint(load_checkpoint(m.pretrained), prefer_ema=True)
+        model = model_from_checkpoint(load_checkpoint(m.pretrained), prefer_ema=True, source=m.pretrained)
     if tuple(getattr(model, 'class_names', ())) != tuple(class_names):
         importer.replace_head(model, class_names, m.coco_mapping or None)
     return model
 
 
-def model_from_checkpoint(ckpt: dict, prefer_ema: bool = True) -> nn.Module:
+def model_from_checkpoint(ckpt: dict, prefer_ema: bool = True, source='checkpoint') -> nn.Module:
+    """The NanoDet a checkpoint describes; a checkpoint whose metadata or weights do not fit raises
+    :class:`CheckpointCorrupt` naming ``source``."""
     from aiat_training.nanodet.model import NanoDet
 
-    meta = ckpt['model_meta']
-    model = NanoDet(num_classes=len(meta['class_names']), reg_max=meta['reg_max'])
-    state = ckpt['ema']['module'] if prefer_ema and ckpt.get('ema') else ckpt['model']
-    model.load_state_dict(state)
-    model.class_names = tuple(meta['class_names'])
+    try:
+        meta = ckpt['model_meta']
+        model = NanoDet(num_classes=len(meta['class_names']), reg_max=int(meta['reg_max']))
+        state = ckpt['ema']['module'] if prefer_ema and ckpt.get('ema') else ckpt['model']
+        model.load_state_dict(state)
+        model.class_names = tuple(str(n) for n in meta['class_names'])
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        reason = ' '.join(str(exc).split())[:200]
+        raise CheckpointCorrupt(f'{source}: not a usable aiat-train checkpoint ({type(exc).__name__}: '
+                                f'{reason})') from None
     return model.eval()
 
 
@@ -311,18 +318,25 @@ class Trainer:
         if ckpt['model_meta'].get('class_names') != self.class_names:
             raise CheckpointError(f'{path}: checkpoint classes {ckpt["model_meta"].get("class_names")} differ '
                                   f'from the config\'s {self.class_names}')
-        if ckpt['iteration'] and ckpt['iteration'] % self.iters_per_epoch:
+        iteration = ckpt.get('iteration')
+        if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+            raise CheckpointCorrupt(f'{path}: cannot resume from it (iteration {iteration!r:.40})')
+        if iteration % self.iters_per_epoch:
             raise CheckpointError(f'{path}: iterations per epoch differ from the checkpointed run '
                                   '(batch size, dataset or max_iters_per_epoch changed)')
-        self.model.load_state_dict(ckpt['model'])
-        if self.ema and ckpt.get('ema'):
-            self.ema.load_state_dict(ckpt['ema'])
-        self.optimizer.load_state_dict(ckpt['optimizer'])
-        self.scheduler.load_state_dict(ckpt['scheduler'])
-        self.scaler.load_state_dict(ckpt['scaler'])
-        self.epoch, self.iteration = ckpt['epoch'], ckpt['iteration']
-        self.best_metric, self.history = ckpt['best_metric'], ckpt['history']
-        set_rng_state(ckpt['rng'])
+        try:
+            self.model.load_state_dict(ckpt['model'])
+            if self.ema and ckpt.get('ema'):
+                self.ema.load_state_dict(ckpt['ema'])
+            self.optimizer.load_state_dict(ckpt['optimizer'])
+            self.scheduler.load_state_dict(ckpt['scheduler'])
+            self.scaler.load_state_dict(ckpt['scaler'])
+            self.epoch, self.iteration = int(ckpt['epoch']), int(ckpt['iteration'])
+            self.best_metric, self.history = float(ckpt['best_metric']), list(ckpt['history'])
+            set_rng_state(ckpt['rng'])
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+            reason = ' '.join(str(exc).split())[:200]
+            raise CheckpointCorrupt(f'{path}: cannot resume from it ({type(exc).__name__}: {reason})') from None
 
     # -- loop -------------------------------------------------------------------------------------
     def loader(self, epoch: int) -> DataLoader:
