@@ -114,7 +114,7 @@ def test_compressed_image_decode():
     assert encoding == 'mono8' and decoded.shape == (32, 48)
 
 
-@pytest.mark.parametrize('data, text', [(b'', 'empty'), (b'not an image at all', 'could not decode')])
+@pytest.mark.parametrize('data, text', [(b'', 'empty'), (b'not an image at all', 'neither JPEG nor PNG')])
 def test_compressed_image_malformed(data, text):
     with pytest.raises(MessageFormatError, match=text) as err:
         compressed_image_to_numpy(CompressedImage(format='jpeg', data=data))
@@ -355,3 +355,51 @@ def test_garbage_and_unsupported_formats(data):
     with pytest.raises(MessageFormatError) as err:
         compressed_image_to_numpy(CompressedImage(format='jpeg', data=data))
     assert err.value.msg_type == 'CompressedImage'
+
+
+# --- LaserScan ----------------------------------------------------------------------------------
+
+def scan(**change):
+    fields = dict(angle_min=-2.356194496154785, angle_max=2.3500585556030273,
+                  angle_increment=0.006135923322290182, time_increment=0.0, scan_time=0.1,
+                  range_min=0.03, range_max=11.0, ranges=np.linspace(0.5, 10, 768).astype(np.float32),
+                  intensities=[])
+    fields.update(change)
+    return types.SimpleNamespace(**fields)
+
+
+def test_laserscan_ranges_angles_and_mask():
+    from aiat_perception.msg_conversions import laserscan_to_ranges
+    ranges = np.linspace(0.5, 10, 768).astype(np.float32)
+    ranges[[3, 4, 5, 6]] = [np.nan, np.inf, 0.01, 11.5]
+    out = laserscan_to_ranges(scan(ranges=ranges, intensities=np.arange(768.0)))
+    assert out.ranges.shape == out.angles.shape == out.valid.shape == (768,)
+    assert out.angles[0] == pytest.approx(-2.356194496154785)
+    assert out.angles[-1] == pytest.approx(2.3500585556030273, abs=1e-5)
+    assert not out.valid[3:7].any() and out.valid[7:].all() and out.valid[:3].all()
+    assert out.intensities is not None and out.intensities[10] == 10
+    assert laserscan_to_ranges(scan()).intensities is None
+    # a driver counting one beam fewer (angle_max one increment further) is accepted
+    assert laserscan_to_ranges(scan(ranges=ranges[:-1])).ranges.size == 767
+
+
+@pytest.mark.parametrize('change, field', [
+    (dict(angle_min=float('nan')), 'angle_min'),
+    (dict(angle_max='2'), 'angle_max'),
+    (dict(angle_increment=0.0), 'angle_increment'),
+    (dict(angle_increment=-0.006135923322290182), 'angle_increment'),
+    (dict(angle_increment=0.007), 'angle_max'),
+    (dict(angle_min=-20.0, angle_max=20.0, angle_increment=40 / 767), 'angle_increment'),
+    (dict(range_min=-1.0), 'range_min'),
+    (dict(range_max=0.01), 'range_max'),
+    (dict(range_max=float('inf')), 'range_max'),
+    (dict(ranges=[]), 'ranges'),
+    (dict(ranges=['a'] * 768), 'ranges'),
+    (dict(ranges=None), 'ranges'),
+    (dict(intensities=[1.0, 2.0]), 'intensities'),
+])
+def test_malformed_laserscan_names_the_field(change, field):
+    from aiat_perception.msg_conversions import laserscan_to_ranges
+    with pytest.raises(MessageFormatError) as err:
+        laserscan_to_ranges(scan(**change))
+    assert err.value.field == field and err.value.msg_type == 'LaserScan'
