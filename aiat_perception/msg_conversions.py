@@ -174,8 +174,9 @@ def _bad_compressed(problem: str) -> MessageFormatError:
     return MessageFormatError('CompressedImage', 'data', problem)
 
 
-def _jpeg_size(data: bytes) -> Tuple[int, int]:
-    """(width, height) from the JPEG frame header, checked against the bytes that follow it."""
+def _jpeg_size(data: bytes) -> Tuple[int, int, int]:
+    """(width, height, header offset) from the JPEG frame header, checked against the bytes that
+    follow it."""
     pos, end = 2, len(data)
     while True:
         if pos + 4 > end:
@@ -212,7 +213,7 @@ def _jpeg_size(data: bytes) -> Tuple[int, int]:
                 raise _bad_compressed(f'JPEG header claims {width}x{height} but {end - pos} bytes '
                                       f'of frame data cannot fill it (>= {math.ceil(blocks / 8)} '
                                       f'needed)')
-            return width, height
+            return width, height, pos
         pos += 2 + length
 
 
@@ -243,10 +244,11 @@ def compressed_image_size(data) -> Tuple[str, int, int]:
     """
     data = bytes(data)
     if data.startswith(_JPEG_SOI):
-        width, height = _jpeg_size(data)
-        # libjpeg pads a truncated stream with grey instead of failing; a whole JPEG ends with
-        # EOI (0xFFD9), which byte stuffing keeps out of the entropy-coded data.
-        if b'\xff\xd9' not in data[-64:]:
+        width, height, frame_at = _jpeg_size(data)
+        # libjpeg pads a truncated stream with grey instead of failing; a whole JPEG has an EOI
+        # marker (0xFFD9) after its frame header, and byte stuffing keeps 0xFFD9 out of the
+        # entropy-coded data (an EXIF thumbnail's EOI comes before the frame header).
+        if data.rfind(b'\xff\xd9') < frame_at:
             raise _bad_compressed('JPEG without an end-of-image marker (truncated)')
         return 'jpeg', width, height
     if data.startswith(_PNG_SIGNATURE):
@@ -400,7 +402,8 @@ def cloud_xyz(msg, nan: str = 'drop') -> Tuple[np.ndarray, int]:
                                      f'coordinate {axis!r} has count {count}; x, y and z must be '
                                      f'scalars (count 1)')
     xyz = np.empty((cloud.shape[0], 3), dtype=np.float32)
-    xyz[:, 0], xyz[:, 1], xyz[:, 2] = cloud['x'], cloud['y'], cloud['z']
+    with np.errstate(over='ignore', invalid='ignore'):  # float64 beyond float32 -> inf, counted below
+        xyz[:, 0], xyz[:, 1], xyz[:, 2] = cloud['x'], cloud['y'], cloud['z']
     finite = np.isfinite(xyz).all(axis=1)
     bad = int(cloud.shape[0] - np.count_nonzero(finite))
     if bad and nan == 'raise':
