@@ -33,6 +33,7 @@ MAX_INPUT_PIXELS = 4096 * 4096
 # +-MAX_ABS_MEAN or a std outside [MIN_STD, MAX_STD] is a broken file, not a choice.
 MAX_ABS_MEAN = 1e4
 MIN_STD, MAX_STD = 1e-3, 1e4
+MAX_INTEGER = 1 << 20       # no count or size in bundle.yaml is larger (input sides included)
 MAX_YAML_DEPTH = 16          # bundle.yaml needs 4 levels; provenance gets the rest
 MAX_YAML_BYTES = 4 << 20
 
@@ -210,10 +211,12 @@ class _Fields:
             raise self.fail(key, f'{value!r} is not one of {list(choices)}')
         return value
 
-    def integer(self, key: str, default: Any = ..., minimum: int = 0) -> int:
+    def integer(self, key: str, default: Any = ..., minimum: int = 0,
+                maximum: int = MAX_INTEGER) -> int:
         value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f'expected an integer >= {minimum}, got {value!r}')
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.fail(key, f'expected an integer >= {minimum} and <= {maximum}, '
+                                 f'got {value!r:.60}')
         return value
 
     def number(self, key: str, default: Any = ..., low: float = -math.inf,
@@ -292,7 +295,7 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     _check_depth(data, source)
     top = _Fields(data, '', source)
     version = top.get('schema_version')
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
         raise BundleError(f'{source}: schema_version is {version!r}, this code reads version '
                           f'{SCHEMA_VERSION}')
     model_f = top.sub('model')
@@ -302,7 +305,7 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     if model.opset is not None and (isinstance(model.opset, bool) or not isinstance(model.opset, int)
                                     or not 1 <= model.opset <= 1000):
         raise model_f.fail('opset', f'expected an integer opset version, got {model.opset!r:.60}')
-    if Path(model.file).name != model.file:
+    if Path(model.file).name != model.file or model.file in ('.', '..') or '\x00' in model.file:
         raise model_f.fail('file', f'must be a file name inside the bundle, got {model.file!r}')
 
     in_f = top.sub('input')
@@ -331,10 +334,11 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     dec_f = top.sub('decoder')
     strides = dec_f.get('strides')
     if (not isinstance(strides, (list, tuple)) or not strides
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in strides)):
-        raise dec_f.fail('strides', f'expected a list of positive integers, got {strides!r}')
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1024
+                       for s in strides)):
+        raise dec_f.fail('strides', f'expected a list of integers in [1, 1024], got {strides!r:.80}')
     decoder = DecoderSpec(type=dec_f.string('type', choices=DECODER_TYPES), strides=tuple(strides),
-                          reg_max=dec_f.integer('reg_max', minimum=0),
+                          reg_max=dec_f.integer('reg_max', minimum=0, maximum=64),
                           scores_are_probabilities=dec_f.boolean('scores_are_probabilities', True),
                           cell_offset=dec_f.number('cell_offset', 0.5, 0.0, 1.0))
 
