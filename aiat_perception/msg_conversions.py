@@ -481,7 +481,8 @@ def _finite_number(msg, name: str) -> float:
 def _float_vector(msg, name: str) -> np.ndarray:
     value = getattr(msg, name, None)
     try:
-        vector = np.asarray(value, dtype=np.float32)
+        with np.errstate(over='ignore'):   # beyond float32 -> inf: an invalid beam, not an error
+            vector = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError, OverflowError):
         raise MessageFormatError('LaserScan', name,
                                  f'expected a sequence of numbers, got {type(value).__name__}') from None
@@ -537,6 +538,6 @@ def laserscan_to_ranges(msg) -> LaserScanArrays:
         raise MessageFormatError('LaserScan', 'intensities',
                                  f'{intensities.size} values for {n} ranges (expected 0 or {n})')
     angles = (angle_min + np.arange(n, dtype=np.float64) * increment).astype(np.float32)
-    with np.errstate(invalid='ignore'):
+    with np.errstate(invalid='ignore', over='ignore'):   # a limit beyond float32 acts as inf
         valid = np.isfinite(ranges) & (ranges >= range_min) & (ranges <= range_max)
     return LaserScanArrays(ranges, angles, valid, intensities if intensities.size else None)

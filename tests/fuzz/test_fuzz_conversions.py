@@ -382,7 +382,8 @@ def reference_scan(msg):
     intensities = [] if msg.intensities is None else msg.intensities
     if not isinstance(intensities, list) or len(intensities) not in (0, n):
         return None
-    rmin, rmax = np.float32(numbers['range_min']), np.float32(numbers['range_max'])
+    with np.errstate(over='ignore'):
+        rmin, rmax = np.float32(numbers['range_min']), np.float32(numbers['range_max'])
     valid = [bool(math.isfinite(r) and rmin <= np.float32(r) <= rmax) for r in msg.ranges]
     angles = [np.float32(lo + i * inc) for i in range(n)]
     return angles, valid
