@@ -481,11 +481,16 @@ def _finite_number(msg, name: str) -> float:
 def _float_vector(msg, name: str) -> np.ndarray:
     value = getattr(msg, name, None)
     try:
-        with np.errstate(over='ignore'):   # beyond float32 -> inf: an invalid beam, not an error
-            vector = np.asarray(value, dtype=np.float32)
+        vector = np.asarray(value)
     except (TypeError, ValueError, OverflowError):
+        vector = None
+    # only numbers: np.asarray(..., float32) would turn None into NaN and '1' into 1.0
+    if vector is None or vector.dtype.kind not in 'fiu':
         raise MessageFormatError('LaserScan', name,
-                                 f'expected a sequence of numbers, got {type(value).__name__}') from None
+                                 f'expected a sequence of numbers, got {type(value).__name__}'
+                                 f'{"" if vector is None else " of " + vector.dtype.name}')
+    with np.errstate(over='ignore'):   # beyond float32 -> inf: an invalid beam, not an error
+        vector = vector.astype(np.float32, copy=False)
     if vector.ndim != 1:
         raise MessageFormatError('LaserScan', name, f'expected a flat sequence, got shape '
                                  f'{vector.shape}')

@@ -151,11 +151,13 @@ def reference_cloud(msg):
     names = []
     layout = []
     for f in msg.fields:
-        if not isinstance(f.name, str) or not f.name or f.name in names:
+        name, datatype = getattr(f, 'name', None), getattr(f, 'datatype', None)
+        offset, count = getattr(f, 'offset', None), getattr(f, 'count', None)
+        if not isinstance(name, str) or not name or name in names:
             return None
-        if not _is_int(f.datatype) or f.datatype not in _POINTFIELD:
+        if not _is_int(datatype) or datatype not in _POINTFIELD:
             return None
-        if not _is_int(f.offset) or not _is_int(f.count) or f.offset < 0:
+        if not _is_int(offset) or not _is_int(count) or offset < 0:
             return None
         size = _POINTFIELD[f.datatype][1]
         count = max(int(f.count), 1)

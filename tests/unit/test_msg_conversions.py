@@ -396,6 +396,8 @@ def test_laserscan_ranges_angles_and_mask():
     (dict(ranges=[]), 'ranges'),
     (dict(ranges=['a'] * 768), 'ranges'),
     (dict(ranges=None), 'ranges'),
+    (dict(ranges=[None] * 768), 'ranges'),
+    (dict(ranges=['1.0'] * 768), 'ranges'),
     (dict(intensities=[1.0, 2.0]), 'intensities'),
 ])
 def test_malformed_laserscan_names_the_field(change, field):
