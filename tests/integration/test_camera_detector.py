@@ -364,7 +364,7 @@ def kernel_socket_limits() -> dict:
     return limits
 
 
-def publish_frames(test_node, width, height, reliability, driver_profile, count=10, rate=20.0,
+def publish_frames(test_node, width, height, reliability, driver_profile, count=6, rate=10.0,
                    subscribers=1):
     """image_publisher as a camera driver: on Fast DDS defaults (driver_profile None: no profile
     file, AIAT_FASTDDS_PROFILE=0) or with a system-wide profile file; spins the test node until done."""
@@ -390,6 +390,7 @@ def publish_frames(test_node, width, height, reliability, driver_profile, count=
     return count
 
 
+@pytest.mark.slow  # seven publisher processes: about 25 s, 40 s on a loaded machine
 def test_large_images_from_a_camera_driver_on_fast_dds_defaults(test_node, start_node):
     """Defect 7: a driver on Fast DDS defaults (no profile file) sending 640x480 and 1280x720 frames
     to the node on our profile.
@@ -413,7 +414,8 @@ def test_large_images_from_a_camera_driver_on_fast_dds_defaults(test_node, start
     node = start_node('aiat_perception.nodes.camera_detector', params_file=PARAMS,
                       params=dict(HOSTILE_PARAMS, reliability='best_effort', problem_window_s=60.0))
     reliable_frames = []
-    test_node.create_subscription(Image, 'image', reliable_frames.append, sensor_qos('reliable'))
+    # depth 10: counts what the transport delivers, not what this busy process had time to take
+    test_node.create_subscription(Image, 'image', reliable_frames.append, sensor_qos('reliable', depth=10))
     assert spin_until(test_node, lambda: len(collect.statuses) > 0, timeout=60)
 
     def node_totals():
