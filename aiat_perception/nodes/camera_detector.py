@@ -215,12 +215,16 @@ def make_node():
                 callback = self.on_frame_with_info
             event_callbacks = None
             if p['lost_source'] in ('auto', 'message_lost_event'):
-                event_callbacks = events.SubscriptionEventCallbacks(message_lost=self.on_message_lost)
+                try:
+                    event_callbacks = events.SubscriptionEventCallbacks(
+                        message_lost=self.on_message_lost)
+                except TypeError:  # an rclpy without the message-lost event
+                    pass
             qos = sensor_qos(p['reliability'])
             try:
                 self.create_subscription(msg_type, topic, callback, qos,
                                          event_callbacks=event_callbacks)
-            except events.UnsupportedEventTypeError:  # an RMW without the message-lost event
+            except getattr(events, 'UnsupportedEventTypeError', ()):  # an RMW without the event
                 self.create_subscription(msg_type, topic, callback, qos)
 
         def pixel_limit(self) -> int:
