@@ -63,7 +63,7 @@ setup(
             'aiat-engine = aiat_perception.engine.cli:main',
             'aiat-lidar = aiat_perception.cli.lidar:main',
             'aiat-eval = aiat_training.replay_eval.cli:main',
-            'aiat-sim = aiat_training.replay_eval.sim_record:main',
+            'aiat-sim = aiat_perception.cli.sim_record:main',
             'aiat-data = aiat_training.cli.data:main',
             'aiat-train = aiat_training.cli.train:main',
         ],
