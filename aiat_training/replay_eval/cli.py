@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--criteria', type=Path, help='pass/fail criteria YAML (exit 1 on failure)')
     run.add_argument('--baseline', type=Path, help='another report.json: print the differences')
     run.add_argument('--rate-scale', type=float, default=1.0, help='live: play at this multiple of the recorded rate')
+    run.add_argument('--capacity-multiple', type=float,
+                     help='live: play at this multiple of the detector\'s measured capacity (fixed rate)')
     run.add_argument('--clock', action='store_true', help='live: also publish /clock from the bag stamps')
     run.add_argument('--max-rate', action='store_true', help='live: search the highest rate with <= 5%% drops')
     run.add_argument('--no-html', action='store_true')

@@ -95,8 +95,13 @@ def _flatten(d, prefix=''):
 
 def differences(baseline: Dict[str, object], current: Dict[str, object]) -> List[str]:
     """One line per numeric figure that changed: name, baseline -> current (difference)."""
-    old, new = _flatten(baseline), _flatten(current)
     lines = []
+    for sensor in sorted(set(baseline) | set(current)):
+        if (sensor in baseline) != (sensor in current):
+            lines.append(f'{sensor}: only in the {"baseline" if sensor in baseline else "this run"}')
+    shared = set(baseline) & set(current)
+    old = _flatten({k: v for k, v in baseline.items() if k in shared})
+    new = _flatten({k: v for k, v in current.items() if k in shared})
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if a == b:
