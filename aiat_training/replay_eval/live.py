@@ -74,10 +74,12 @@ class LiveGraph:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         self.rclpy = rclpy
-        rclpy.init()
-        self.node = rclpy.create_node('aiat_eval_player')
+        # a context of our own: the caller may have initialised rclpy already
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('aiat_eval_player', context=self.context)
         self.recorder = OutputRecorder(self.node, OUTPUT_TOPIC)
-        self.executor = SingleThreadedExecutor()
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.spinning = True
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -128,8 +130,9 @@ class LiveGraph:
         self.log.close()
         self.spinning = False
         self.thread.join(timeout=2)
+        self.executor.shutdown()
         self.node.destroy_node()
-        self.rclpy.try_shutdown()
+        self.rclpy.try_shutdown(context=self.context)
 
 
 def _warm_up(graph: LiveGraph, player, first, rounds: int = 3, timeout: float = 30.0) -> None:
