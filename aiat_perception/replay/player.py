@@ -35,7 +35,8 @@ class PlayLog:
     actual: List[float] = field(default_factory=list)
     stamp_ns: List[int] = field(default_factory=list)
     topic: List[str] = field(default_factory=list)
-    publish_wall_ns: Dict[int, int] = field(default_factory=dict)   # header stamp -> time.time_ns() at publish
+    publish_wall_ns: Dict[int, int] = field(default_factory=dict)   # header stamp -> time.time_ns() at (last) publish
+    published: List[tuple] = field(default_factory=list)             # (header stamp, time.time_ns()) per publish
 
     def timing_errors_ms(self) -> List[float]:
         """Publish time minus the scheduled time (from the recorded spacing), per message."""
@@ -125,7 +126,9 @@ class Player:
                 c.clock.sec, c.clock.nanosec = divmod(msg.log_ns, 1_000_000_000)
                 self.clock_pub.publish(c)
             actual = time.perf_counter()
-            log.publish_wall_ns[msg.stamp_ns] = time.time_ns()
+            wall = time.time_ns()
+            log.publish_wall_ns[msg.stamp_ns] = wall
+            log.published.append((msg.stamp_ns, wall))
             self.publishers[msg.topic].publish(msg.raw)
             log.target.append(target)
             log.actual.append(actual)

@@ -137,6 +137,11 @@ def _print_summary(report) -> None:
         print(f"lidar: BEV mAP|R40 {c['bev_map_r40']} "
               + ' '.join(f"{k} {v['bev_ap_r40']}" for k, v in c['per_class'].items())
               + f" frames {c['evaluated']}/{c['frames']} latency p99 {c['latency_ms']['p99']} ms")
+    mr = (report.get('live') or {}).get('max_rate')
+    if mr:
+        lat = mr.get('latency_ms_at_max') or {}
+        print(f"max rate ({mr['criterion']}): {mr['max_rate_hz']} Hz, drop rate {mr['drop_rate_at_max']}, "
+              f"latency p50 {lat.get('p50')} ms p99 {lat.get('p99')} ms")
     if s.get('scan'):
         c = s['scan']
         print(f"scan: {json.dumps(c.get('legs') or c.get('persons'))} frames {c['evaluated']}/{c['frames']}")

@@ -68,3 +68,15 @@ def test_live_at_three_times_capacity_drops_frames_and_says_why(sim_bag):
     assert cam['map_50'] < off['map_50']
     assert any('capacity' in n and 'got no output' in n for n in report['notes'])
     assert 'camera.dropped: 0 ->' in text
+
+
+@pytest.mark.slow
+def test_max_rate_search_reports_a_rate_with_at_most_5_percent_drops(sim_bag):
+    code, text = _eval('run', sim_bag / 'bag', '--out', sim_bag / 'maxrate', '--max-rate', '--capacity-multiple', '0.5',
+                       '--no-html', timeout=300)
+    assert code == 0, text
+    found = json.loads((sim_bag / 'maxrate' / 'report.json').read_text())['live']['max_rate']
+    assert found['max_rate_hz'] > 0 and found['drop_rate_at_max'] <= 0.05
+    assert found['latency_ms_at_max']['p50'] > 0
+    assert any(t['drop_rate'] > 0.05 for t in found['trials'])   # the search went past the limit
+    assert 'max rate (drops <= 5%)' in text
