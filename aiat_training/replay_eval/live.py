@@ -177,7 +177,7 @@ def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
                           notes=list(streams.notes) + notes)
     collected = offline.collect(args.bag, cam_streams)
     images = []
-    for i, (topic, _, msg) in enumerate(_first_images(args.bag, streams, 3)):
+    for _, _, msg in _first_images(args.bag, streams, 3):
         images.append(offline.decode_image(msg, streams.camera_type))
     capacity = measure_capacity(images, args.bundle, args.score_threshold)
     messages = load(args.bag, [streams.camera])

@@ -6,9 +6,8 @@ import base64
 import html
 import io
 import json
-import math
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
