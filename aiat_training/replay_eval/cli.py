@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help='live: play at this multiple of the detector\'s measured capacity (fixed rate)')
     run.add_argument('--clock', action='store_true', help='live: also publish /clock from the bag stamps')
     run.add_argument('--max-rate', action='store_true', help='live: search the highest rate with <= 5%% drops')
+    run.add_argument('--max-rate-iterations', type=int, default=6, help='live: bisection steps of --max-rate')
+    run.add_argument('--max-rate-frames', type=int, default=30, help='live: frames per --max-rate trial (at least)')
     run.add_argument('--no-html', action='store_true')
     return p
 

@@ -194,7 +194,10 @@ def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
         _warm_up(graph, player, messages[0])
         extra_live: Dict[str, object] = {}
         if args.max_rate:
-            extra_live['max_rate'] = _max_rate_search(graph, player, messages, capacity)
+            if not (1 <= args.max_rate_iterations <= 20 and 1 <= args.max_rate_frames <= 100_000):
+                raise ReplayError('--max-rate-iterations must be 1..20 and --max-rate-frames 1..100000')
+            extra_live['max_rate'] = _max_rate_search(graph, player, messages, capacity, args.max_rate_iterations,
+                                                      args.max_rate_frames)
         graph.recorder.outputs.clear()
         before = graph.recorder.count
         log = player.play(rate_scale=rate_scale, fixed_rate_hz=fixed_rate)
