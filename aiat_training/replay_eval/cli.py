@@ -76,7 +76,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from aiat_perception.replay.bag_input import bag_inventory, select_streams
+    from aiat_perception.replay.bag_input import ReplayError, bag_inventory, select_streams
     from aiat_training.replay_eval import criteria as crit
     from aiat_training.replay_eval.evaluate import evaluate
     from aiat_training.replay_eval.report import write_html, write_json
@@ -105,6 +105,8 @@ def cmd_run(args) -> int:
         mode = 'offline'
     else:
         from aiat_training.replay_eval import live
+        if args.graph != 'camera_detector':
+            raise ReplayError(f'--graph {args.graph}: live mode runs the camera_detector graph only so far')
         collected, extra = live.run_live(args, streams)
         mode = 'live'
     report, records = evaluate(collected, mode, tolerance, extra=extra)

@@ -59,7 +59,7 @@ def test_live_below_capacity_matches_offline_frame_by_frame(sim_bag):
 
 def test_live_at_three_times_capacity_drops_frames_and_says_why(sim_bag):
     code, text = _eval('run', sim_bag / 'bag', '--out', sim_bag / 'live3', '--capacity-multiple', '3', '--no-html',
-                       '--baseline', sim_bag / 'offline' / 'report.json')
+                       '--clock', '--baseline', sim_bag / 'offline' / 'report.json')
     assert code == 0, text
     report = json.loads((sim_bag / 'live3' / 'report.json').read_text())
     cam = report['summary']['camera']
