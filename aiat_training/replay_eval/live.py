@@ -32,19 +32,6 @@ OUTPUT_TOPIC = '/aiat_eval/detections'
 MAX_DROP = 0.05          # ros2_benchmark's acceptance for a rate: <= 5% frames lost
 
 
-def measure_capacity(collected_images: List[Tuple[np.ndarray, str]], bundle, score_threshold, repeats: int = 5) -> float:
-    """Frames per second of the bare detector on the bag's first frames (median of ``repeats``)."""
-    det = offline.camera_detector(bundle, score_threshold)
-    times = []
-    for i in range(repeats + 1):
-        image, enc = collected_images[i % len(collected_images)]
-        t0 = time.perf_counter()
-        det.detect_one(image, enc)
-        if i:                      # the first call warms up
-            times.append(time.perf_counter() - t0)
-    return 1.0 / float(np.median(times))
-
-
 class OutputRecorder:
     def __init__(self, node, topic: str):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -137,22 +124,29 @@ class LiveGraph:
         self.rclpy.try_shutdown(context=self.context)
 
 
-def _warm_up(graph: LiveGraph, player, first, rounds: int = 3, timeout: float = 30.0) -> None:
-    """Publish the first frame stamped 1..rounds ns (not a bag stamp) until the node has answered each."""
+def _warm_up(graph: LiveGraph, player, first, rounds: int = 6, timeout: float = 30.0) -> float:
+    """Publish the first frame stamped 1..rounds ns (not a bag stamp), one at a time, each after the
+    node answered the previous; returns the graph's capacity (frames/s) from the median round trip of
+    the rounds after the first two (the node's own process, transport included: what the replay meets)."""
     from rclpy.serialization import deserialize_message, serialize_message
 
     from aiat_perception.replay.player import rclpy_class
     cls = rclpy_class(first.msgtype)
     msg = deserialize_message(first.raw, cls)
+    round_trips = []
     for k in range(1, rounds + 1):
         msg.header.stamp.sec, msg.header.stamp.nanosec = 0, k
-        player.publishers[first.topic].publish(serialize_message(msg))
+        data = serialize_message(msg)
+        t0 = time.time_ns()
+        player.publishers[first.topic].publish(data)
         deadline = time.monotonic() + timeout
         while k not in graph.recorder.outputs:
             if time.monotonic() > deadline:
                 raise ReplayError(f'camera_detector gave no output for a warm-up frame within {timeout:.0f} s '
                                   f'(log: {graph.log_path}): {graph.tail()}')
-            time.sleep(0.01)
+            time.sleep(0.002)
+        round_trips.append((graph.recorder.outputs[k][0] - t0) / 1e9)
+    return 1.0 / float(np.median(round_trips[2:]))
 
 
 def _settle(graph: LiveGraph, quiet_s: float = 1.0, limit_s: float = 10.0) -> None:
@@ -176,22 +170,18 @@ def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
     cam_streams = Streams(camera=streams.camera, camera_type=streams.camera_type, gt_2d=streams.gt_2d,
                           notes=list(streams.notes) + notes)
     collected = offline.collect(args.bag, cam_streams)
-    images = []
-    for _, _, msg in _first_images(args.bag, streams, 3):
-        images.append(offline.decode_image(msg, streams.camera_type))
-    capacity = measure_capacity(images, args.bundle, args.score_threshold)
     messages = load(args.bag, [streams.camera])
     span = (messages[-1].log_ns - messages[0].log_ns) / 1e9 if len(messages) > 1 else 0.0
     recorded_hz = (len(messages) - 1) / span if span > 0 else None
     fixed_rate = None
     rate_scale = args.rate_scale
-    if getattr(args, 'capacity_multiple', None):
-        fixed_rate = args.capacity_multiple * capacity
     graph = LiveGraph(streams, args.bundle, args.score_threshold, Path(args.out))
     try:
         player = Player(graph.node, messages, clock=args.clock)
         graph.wait_ready(player, streams.camera)
-        _warm_up(graph, player, messages[0])
+        capacity = _warm_up(graph, player, messages[0])
+        if getattr(args, 'capacity_multiple', None):
+            fixed_rate = args.capacity_multiple * capacity
         extra_live: Dict[str, object] = {}
         if args.max_rate:
             if not (1 <= args.max_rate_iterations <= 20 and 1 <= args.max_rate_frames <= 100_000):
@@ -216,12 +206,13 @@ def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
     dropped = sum(1 for f in collected.of('camera') if f.detections is None)
     live = {'node': ' '.join(graph.cmd[1:]), 'recorded_rate_hz': _r(recorded_hz), 'played_rate_hz': _r(played),
             'rate_scale': rate_scale if fixed_rate is None else None,
-            'capacity_hz_measured': _r(capacity), 'published': len(log.actual), 'outputs': received,
+            'capacity_hz_measured': _r(capacity),
+            'capacity_definition': '1 / median round trip of single frames through the node before the replay', 'published': len(log.actual), 'outputs': received,
             'player_timing_error_ms': percentiles([abs(e) for e in log.timing_errors_ms()])}
     live.update(extra_live)
     if played and dropped:
         collected.notes.append(
-            f'live: played at {played:.1f} Hz, {played / capacity:.1f}x the detector\'s measured capacity '
+            f'live: played at {played:.1f} Hz, {played / capacity:.1f}x the graph\'s measured capacity '
             f'({capacity:.1f} frames/s on this machine); the node keeps only the newest frame, so {dropped} of '
             f'{len(log.actual)} frames got no output: they count as missed ground truth, and the score is lower '
             'than offline for that reason')
@@ -233,16 +224,6 @@ def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
 
 def _r(v: Optional[float]) -> Optional[float]:
     return None if v is None else round(float(v), 3)
-
-
-def _first_images(path, streams: Streams, n: int):
-    from aiat_perception.replay.bag_input import iterate
-    out = []
-    for item in iterate(path, [streams.camera]):
-        out.append(item)
-        if len(out) >= n:
-            break
-    return out
 
 
 def _max_rate_search(graph: LiveGraph, player, messages, capacity: float, iterations: int = 6,
