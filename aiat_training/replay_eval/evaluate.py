@@ -1,6 +1,7 @@
 """From a collected run to the report: scores per sensor, latency, drops, notes."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -11,6 +12,17 @@ from aiat_training.replay_eval.frames import Collected
 from aiat_training.replay_eval.report import SCHEMA_VERSION
 
 SMOKE_TEST_FRAMES = 20
+
+
+def finite_or_none(value):
+    """NaN and inf (a recall with nothing to find, ...) become null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 LATENCY_DEFINITION = {'offline': 'core processing time per frame (decode excluded)',
                       'live': 'output received minus the input header stamp (the player stamps at publish time)'}
 
@@ -43,6 +55,7 @@ def evaluate(collected: Collected, mode: str = 'offline', tolerance_ns: int = DE
         if s['skipped_no_gt']:
             notes.append(f'{sensor}: {s["skipped_no_gt"]} frame(s) had no ground truth within '
                          f'{tolerance_ns / 1e6:g} ms and were skipped')
+    summary = finite_or_none(summary)
     report = {'schema_version': SCHEMA_VERSION, 'bag': collected.bag, 'mode': mode,
               'created_unix': round(time.time(), 3), 'stamp_tolerance_ms': tolerance_ns / 1e6,
               'notes': notes, 'summary': summary}

@@ -81,3 +81,9 @@ def test_cli_bad_bag_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(['run', str(tmp_path / 'nobag'), '--offline', '--out', str(tmp_path / 'r')]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f'aiat-eval: {tmp_path / "nobag"}: no such bag'
+
+
+def test_no_nan_reaches_the_report():
+    from aiat_training.replay_eval.evaluate import finite_or_none
+    assert finite_or_none({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}}) == \
+        {'a': None, 'b': [1.0, None], 'c': {'d': 2}}
