@@ -246,6 +246,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--threads', type=int, default=1, help='torch threads')
     p.add_argument('--render-seed', type=int, default=0)
+    p.add_argument('--jobs', type=int, default=1, help='runs in parallel (separate processes, '
+                   '--threads each); finished runs are kept and skipped on a rerun')
+    p.add_argument('--shard', default=None, help=argparse.SUPPRESS)   # K/N: a --jobs child process
+
+
+def run_shards(args, log) -> None:
+    """``--jobs`` child processes, each running every jobs-th (cell, seed) of the plan."""
+    import os
+    import subprocess
+
+    base = [sys.executable, '-m', 'aiat_training.ablation', '--out', str(args.out), '--seeds', str(args.seeds),
+            '--cells', *args.cells, '--train-frames', str(args.train_frames), '--val-frames', str(args.val_frames),
+            '--height', str(args.height), '--width', str(args.width), '--epochs', str(args.epochs),
+            '--batch', str(args.batch), '--iters-per-epoch', str(args.iters_per_epoch), '--lr', repr(args.lr),
+            '--threads', str(args.threads), '--render-seed', str(args.render_seed)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    procs = [subprocess.Popen(base + ['--shard', f'{k}/{args.jobs}'], env=env)
+             for k in range(args.jobs)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f'ablate-augment: a job exited with {codes}')
+    log(f'[ablate-augment] {args.jobs} jobs done')
 
 
 def run(args) -> int:
@@ -259,11 +281,20 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     render = render_data(out / 'data', args.train_frames, args.val_frames, args.render_seed, log)
-    results = []
-    for seed in range(args.seeds):           # seeds outermost: a cut-short run still covers every cell
-        for cell in args.cells:
+    # seeds outermost: a cut-short ablation still covers every cell
+    plan = [(cell, seed) for seed in range(args.seeds) for cell in args.cells]
+    if args.shard:
+        k, n = (int(v) for v in args.shard.split('/'))
+        for cell, seed in plan[k::n]:
             with contextlib.redirect_stdout(sys.stderr):    # the trainer's epoch lines
-                results.append(run_one(cell, seed, out / 'data', out / 'runs', args, log))
+                run_one(cell, seed, out / 'data', out / 'runs', args, log)
+        return 0
+    if args.jobs > 1:
+        run_shards(args, log)
+    results = []
+    for cell, seed in plan:
+        with contextlib.redirect_stdout(sys.stderr):
+            results.append(run_one(cell, seed, out / 'data', out / 'runs', args, log))
     summary = summarise(results)
     seconds = [r['seconds'] for r in results]
     budget = {'input': f'{args.height}x{args.width}', 'epochs': args.epochs, 'batch': args.batch,
