@@ -7,7 +7,7 @@ another (``mesh_actors_layout_b``: the same actors elsewhere, other headings), b
 validation is saturated and cannot separate the cells. Score: validation mAP@[.5:.95] of the EMA
 weights after the last epoch, through the vehicle's pre- and post-processing.
 
-    aiat-train ablate-augment --out runs/ablation [--seeds 3] [--epochs 5] [--height 192 --width 256]
+    aiat-train ablate-augment --out runs/ablation [--seeds 3] [--epochs 3] [--height 192 --width 256]
 
 Writes ``data/`` (rendered once, reused), ``runs/<cell>-s<seed>/`` (a fit config + result.json each;
 finished runs are skipped on a rerun), ``ablation.json``, ``ablation.md`` and ``ablation.png``.
@@ -240,7 +240,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--val-frames', type=int, default=60, help='rendered validation frames (layout B)')
     p.add_argument('--height', type=int, default=192, help='network input height')
     p.add_argument('--width', type=int, default=256, help='network input width')
-    p.add_argument('--epochs', type=int, default=5)
+    p.add_argument('--epochs', type=int, default=3)
     p.add_argument('--batch', type=int, default=8)
     p.add_argument('--iters-per-epoch', type=int, default=0, help='> 0: cut each epoch to this many steps')
     p.add_argument('--lr', type=float, default=1e-3)

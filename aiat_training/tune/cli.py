@@ -64,6 +64,13 @@ def run(args) -> int:
         slots = assign_workers(args.trials, args.workers, gpus, os.cpu_count() or 1)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if gpus:
+        import torch
+        present = torch.cuda.device_count()
+        missing = [g for g in gpus if int(g) >= present]
+        if missing:
+            raise ConfigError(f'--gpus: GPU {",".join(missing)} not present (this machine has {present} '
+                              'CUDA device(s)); leave out --gpus to run on the CPU')
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     name = args.study or DEFAULT_STUDY

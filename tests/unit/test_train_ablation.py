@@ -11,7 +11,7 @@ from aiat_training.train.config import fit_config_from_dict
 
 
 class Args:
-    height, width, epochs, batch, lr, iters_per_epoch = 192, 256, 5, 8, 1e-3, 0
+    height, width, epochs, batch, lr, iters_per_epoch = 192, 256, 3, 8, 1e-3, 0
 
 
 def _transforms(cfg):
@@ -24,7 +24,7 @@ def test_cells_are_fit_configs_with_the_named_transform_only(tmp_path):
     for cell in ablation.CELLS:
         data = ablation.fit_config(cell, 1, tmp_path / 'data', tmp_path / 'run', Args)
         cfg = fit_config_from_dict(data, f'{cell}.yaml')
-        assert cfg.train.seed == 1 and cfg.train.eval_every == 5 and cfg.input.width == 256
+        assert cfg.train.seed == 1 and cfg.train.eval_every == 3 and cfg.input.width == 256
         assert str(cfg.split.lists_dir).endswith('lists')
         seen[cell] = _transforms(cfg)
     assert seen['none'] == [] and not ablation.augmentation_for('none')['enabled']

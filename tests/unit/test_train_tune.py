@@ -123,6 +123,43 @@ def test_bad_counts():
 
 
 # ------------------------------------------------------------------------------------------------
+# storage and command-line errors (no training)
+
+def test_journal_file_is_the_default_storage_and_urls_go_to_optuna(tmp_path):
+    import optuna
+    from optuna.storages.journal import JournalStorage
+
+    from aiat_training.tune.study import open_storage
+    storage = open_storage(None, tmp_path / 'out')
+    assert isinstance(storage, JournalStorage) and (tmp_path / 'out' / 'study.journal').exists()
+    study = optuna.create_study(study_name='s', storage=storage, direction='maximize')
+    for x in (0.2, 0.7):
+        trial = study.ask()
+        study.tell(trial, x)
+    again = optuna.load_study(study_name='s', storage=open_storage(str(tmp_path / 'out' / 'study.journal'), tmp_path))
+    assert [t.value for t in again.trials] == [0.2, 0.7]
+    db = open_storage(f'sqlite:///{tmp_path / "s.db"}', tmp_path)
+    assert isinstance(db, optuna.storages.RDBStorage)
+
+
+def test_cli_rejects_bad_search_space_and_missing_gpus(tmp_path, capsys):
+    from aiat_training.cli.train import main
+    cfg = tmp_path / 'fit.yaml'
+    cfg.write_text(yaml.safe_dump({'data': {'format': 'kitti', 'path': str(tmp_path)}}))
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(yaml.safe_dump({'params': {'optimizer.lr': {'low': 0.01, 'high': 0.001}}}))
+    assert main(['tune', str(cfg), '--search', str(bad), '--trials', '2', '--out', str(tmp_path / 'o')]) == 2
+    err = capsys.readouterr().err
+    assert f'{bad}: params.optimizer.lr: impossible range' in err
+    good = tmp_path / 'good.yaml'
+    good.write_text(yaml.safe_dump({'params': {'optimizer.lr': {'low': 0.001, 'high': 0.01}}}))
+    assert main(['tune', str(cfg), '--search', str(good), '--trials', '2', '--gpus', '0,7',
+                 '--out', str(tmp_path / 'o')]) == 2
+    assert '--gpus: GPU' in capsys.readouterr().err
+    assert not (tmp_path / 'o' / 'trials').exists()
+
+
+# ------------------------------------------------------------------------------------------------
 # a real study
 
 def _fit_config(tmp_path, data_root):
