@@ -91,9 +91,9 @@ def run(args) -> int:
               'storage': storage_arg, 'study': name, 'sampler_seed': args.sampler_seed + s.index,
               'parallel': parallel, 'keep_checkpoints': args.keep_checkpoints} for s in slots]
     setup_seconds = time.perf_counter() - started
-    if len(slots) == 1 and not slots[0].env.get('CUDA_VISIBLE_DEVICES'):
+    if len(slots) == 1 and not slots[0].env:
         with contextlib.redirect_stdout(sys.stderr):    # the trainer's epoch lines; stdout is the JSON
-            run_worker(specs[0])                  # one CPU worker: this process
+            run_worker(specs[0])                  # one worker, no pinning: this process
         codes = [0]
     else:
         codes = spawn_workers(specs, [s.env for s in slots], out)

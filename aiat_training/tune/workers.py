@@ -10,8 +10,8 @@ from typing import Optional, Sequence
 class WorkerSlot:
     index: int
     env: dict                 # environment overrides for the worker process
-    device: str               # the fit config's train.device inside the worker
-    torch_threads: int
+    device: Optional[str]     # train.device inside the worker (None: the config's own)
+    torch_threads: int        # 0: torch's default (OMP_NUM_THREADS or all cores)
     trials: int               # this worker's share of the trials
 
 
@@ -39,8 +39,9 @@ def assign_workers(trials: int, workers: Optional[int] = None, gpus: Sequence[st
 
     With ``gpus``: by default one worker per GPU, each seeing only its GPU (``CUDA_VISIBLE_DEVICES``
     = that id, so inside the worker it is ``cuda:0``); more workers than GPUs go round-robin (several
-    trials share a GPU). Without GPUs: ``workers`` CPU processes (default 1) with the GPU hidden and
-    the cores divided between them (at least one torch thread each). No worker gets zero trials.
+    trials share a GPU). Without ``gpus``: one worker (default) runs in this process on the config's
+    ``train.device``; ``workers`` > 1 are CPU processes with the GPU hidden and the cores divided
+    between them (at least one torch thread each). No worker gets zero trials.
     """
     if trials < 1:
         raise ValueError(f'--trials: must be >= 1, got {trials}')
@@ -55,6 +56,8 @@ def assign_workers(trials: int, workers: Optional[int] = None, gpus: Sequence[st
             gpu = gpus[i % len(gpus)]
             threads = max(1, cpu_count // n)
             slots.append(WorkerSlot(i, {'CUDA_VISIBLE_DEVICES': gpu}, 'cuda:0', threads, shares[i]))
+    elif n == 1:            # the plain case: one process, the config's own train.device (auto = GPU if any)
+        slots.append(WorkerSlot(0, {}, None, 0, shares[0]))
     else:
         threads = max(1, cpu_count // n)
         for i in range(n):

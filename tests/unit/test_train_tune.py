@@ -105,7 +105,8 @@ def test_cpu_workers_share_the_cores():
     assert all(s.env == {'CUDA_VISIBLE_DEVICES': ''} for s in slots)
     assert [s.torch_threads for s in slots] == [4, 4] and [s.trials for s in slots] == [3, 2]
     assert [s.torch_threads for s in assign_workers(4, 4, [], cpu_count=2)] == [1, 1, 1, 1]
-    assert len(assign_workers(3)) == 1
+    single = assign_workers(3, cpu_count=2)
+    assert len(single) == 1 and single[0].env == {} and single[0].device is None     # config's device
 
 
 @pytest.mark.parametrize('text', ['0,0', 'a,b', '-1', '0,,1', ''])
