@@ -7,7 +7,7 @@ another (``mesh_actors_layout_b``: the same actors elsewhere, other headings), b
 validation is saturated and cannot separate the cells. Score: validation mAP@[.5:.95] of the EMA
 weights after the last epoch, through the vehicle's pre- and post-processing.
 
-    aiat-train ablate-augment --out runs/ablation [--seeds 3] [--epochs 3] [--height 192 --width 256]
+    aiat-train ablate-augment --out runs/ablation [--seeds 3] [--epochs 2] [--height 160 --width 224] [--jobs 4]
 
 Writes ``data/`` (rendered once, reused), ``runs/<cell>-s<seed>/`` (a fit config + result.json each;
 finished runs are skipped on a rerun), ``ablation.json``, ``ablation.md`` and ``ablation.png``.
@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -126,7 +127,8 @@ def fit_config(cell: str, seed: int, data_dir: Path, run_dir: Path, args) -> dic
     }
 
 
-def run_one(cell: str, seed: int, data_dir: Path, runs_dir: Path, args, log=print) -> dict:
+def run_one(cell: str, seed: int, data_dir: Path, runs_dir: Path, args, log=print,
+            claim: bool = False) -> Optional[dict]:
     from aiat_training.data.loader import TrainingDataset
     from aiat_training.train.config import fit_config_from_dict
     from aiat_training.train.data_setup import read_splits
@@ -136,9 +138,17 @@ def run_one(cell: str, seed: int, data_dir: Path, runs_dir: Path, args, log=prin
     result_path = run_dir / 'result.json'
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    if run_dir.exists():
-        shutil.rmtree(run_dir)          # an interrupted run starts over (same seed, same result)
-    run_dir.mkdir(parents=True)
+    if claim:
+        # --jobs children take runs from one shared list: the first to create the claim file runs it
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(run_dir / '.claim', os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return None
+    else:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)      # an interrupted run starts over (same seed, same result)
+        run_dir.mkdir(parents=True)
     data = fit_config(cell, seed, data_dir, run_dir, args)
     (run_dir / 'fit.yaml').write_text(yaml.safe_dump(data, sort_keys=False))
     cfg = fit_config_from_dict(data, str(run_dir / 'fit.yaml'))
@@ -238,9 +248,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f'cells to run (default all: {" ".join(CELLS)})')
     p.add_argument('--train-frames', type=int, default=120, help='rendered training frames (layout A)')
     p.add_argument('--val-frames', type=int, default=60, help='rendered validation frames (layout B)')
-    p.add_argument('--height', type=int, default=192, help='network input height')
-    p.add_argument('--width', type=int, default=256, help='network input width')
-    p.add_argument('--epochs', type=int, default=3)
+    p.add_argument('--height', type=int, default=160, help='network input height')
+    p.add_argument('--width', type=int, default=224, help='network input width')
+    p.add_argument('--epochs', type=int, default=2)
     p.add_argument('--batch', type=int, default=8)
     p.add_argument('--iters-per-epoch', type=int, default=0, help='> 0: cut each epoch to this many steps')
     p.add_argument('--lr', type=float, default=1e-3)
@@ -252,8 +262,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_shards(args, log) -> None:
-    """``--jobs`` child processes, each running every jobs-th (cell, seed) of the plan."""
-    import os
+    """``--jobs`` child processes sharing the plan (each claims the next run nobody took)."""
     import subprocess
 
     base = [sys.executable, '-m', 'aiat_training.ablation', '--out', str(args.out), '--seeds', str(args.seeds),
@@ -283,13 +292,15 @@ def run(args) -> int:
     render = render_data(out / 'data', args.train_frames, args.val_frames, args.render_seed, log)
     # seeds outermost: a cut-short ablation still covers every cell
     plan = [(cell, seed) for seed in range(args.seeds) for cell in args.cells]
-    if args.shard:
-        k, n = (int(v) for v in args.shard.split('/'))
-        for cell, seed in plan[k::n]:
+    if args.shard:                            # a --jobs child: take unclaimed runs in plan order
+        for cell, seed in plan:
             with contextlib.redirect_stdout(sys.stderr):    # the trainer's epoch lines
-                run_one(cell, seed, out / 'data', out / 'runs', args, log)
+                run_one(cell, seed, out / 'data', out / 'runs', args, log, claim=True)
         return 0
     if args.jobs > 1:
+        for claim in (out / 'runs').glob('*/.claim'):       # left by an interrupted earlier call
+            if not (claim.parent / 'result.json').is_file():
+                shutil.rmtree(claim.parent)
         run_shards(args, log)
     results = []
     for cell, seed in plan:

@@ -123,11 +123,18 @@ def study(tmp: Path, data_root: Path, args, step_seconds: float) -> dict:
     }
 
 
-def modes(tmp: Path, data_root: Path, args) -> dict:
-    """images/s of training in the three ways two cores can train."""
-    results = {}
+def _cpu_children() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
-    def cfg(name: str, world: int) -> Path:
+
+def modes(tmp: Path, data_root: Path, args) -> dict:
+    """images/s of training in the three ways two cores can train, each mode run --repeats times
+    interleaved (the load of a shared machine changes by the minute); also images per CPU-second of
+    the processes (less sensitive to the other jobs: what each mode costs, not what it was given)."""
+
+    def cfg(name: str) -> Path:
         # 2 epochs of (train images / world) // batch steps: the same images per run in every mode
         c = base_config(data_root, args.size, 2, 0, tmp / f'mode_{name}')
         c['train']['eval_every'] = 0
@@ -136,19 +143,32 @@ def modes(tmp: Path, data_root: Path, args) -> dict:
         return path
 
     env1 = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    single = fit_summary(run_fit(cfg('single', 1), dict(env1, OMP_NUM_THREADS=str(args.threads))))
-    results['single_process'] = {'processes': 1, 'threads': args.threads,
-                                 'images_per_second': round(single['images_per_second'], 2)}
-    ddp = fit_summary(run_fit(cfg('ddp', 2), env1, torchrun=2))
-    results['ddp_2_processes'] = {'processes': 2, 'threads_each': 1,
-                                  'images_per_second': round(ddp['images_per_second'], 2)}
-    procs = [run_fit(cfg(f'trial{i}', 1), env1) for i in range(2)]
-    both = [fit_summary(p) for p in procs]
-    results['two_independent_trials'] = {'processes': 2, 'threads_each': 1,
-                                         'images_per_second': round(sum(s['images_per_second'] for s in both), 2),
-                                         'per_process': [round(s['images_per_second'], 2) for s in both]}
-    results['images_per_run'] = 2 * (args.images * 8 // 10 // 8) * 8
-    return results
+    runs = {'single_process': [], 'ddp_2_processes': [], 'two_independent_trials': []}
+    for _ in range(args.repeats):
+        cpu = _cpu_children()
+        s = fit_summary(run_fit(cfg('single'), dict(env1, OMP_NUM_THREADS=str(args.threads))))
+        runs['single_process'].append((s['images_per_second'], s['iterations'] * 8, _cpu_children() - cpu))
+        cpu = _cpu_children()
+        d = fit_summary(run_fit(cfg('ddp'), env1, torchrun=2))
+        runs['ddp_2_processes'].append((d['images_per_second'], d['iterations'] * 8 * 2, _cpu_children() - cpu))
+        cpu = _cpu_children()
+        both = [fit_summary(p) for p in [run_fit(cfg(f'trial{i}'), env1) for i in range(2)]]
+        runs['two_independent_trials'].append((sum(b['images_per_second'] for b in both),
+                                               sum(b['iterations'] * 8 for b in both), _cpu_children() - cpu))
+    out = {}
+    for name, values in runs.items():
+        ips = sorted(v[0] for v in values)
+        out[name] = {'processes': 1 if name == 'single_process' else 2,
+                     'threads_each': args.threads if name == 'single_process' else 1,
+                     'images_per_second_median': round(ips[len(ips) // 2], 2),
+                     'images_per_second_all': [round(v, 2) for v in ips],
+                     'images_per_cpu_second_incl_startup': round(
+                         sum(v[1] for v in values) / max(sum(v[2] for v in values), 1e-9), 3)}
+    out['images_per_run'] = {'single_process': runs['single_process'][0][1],
+                             'ddp_2_processes': runs['ddp_2_processes'][0][1],
+                             'two_independent_trials': runs['two_independent_trials'][0][1]}
+    out['repeats'] = args.repeats
+    return out
 
 
 def main(argv=None) -> int:
@@ -160,6 +180,7 @@ def main(argv=None) -> int:
                         'of the single-process mode')
     parser.add_argument('--images', type=int, default=60)
     parser.add_argument('--modes', action='store_true', help='also measure DDP vs independent processes')
+    parser.add_argument('--repeats', type=int, default=2, help='interleaved repetitions of the modes')
     parser.add_argument('--skip-study', action='store_true')
     parser.add_argument('--json', type=Path, help='also write the JSON here')
     args = parser.parse_args(argv)

@@ -232,3 +232,26 @@ def test_study_two_workers_sqlite_resume_and_best_config_fits(tmp_path, capsys):
     assert best['data']['path'] == str(data_root)
     assert main(['fit', str(out / 'best.yaml'), '--quiet', '--out', str(tmp_path / 'refit')]) == 0
     assert (tmp_path / 'refit' / 'checkpoints' / 'best.pt').is_file()
+
+
+def test_trainer_epoch_hook_sees_validation_and_can_stop(tmp_path):
+    """The per-epoch hook the pruner uses: called with each epoch's record, a true return stops."""
+    from aiat_training.data.loader import TrainingDataset
+    from aiat_training.train.config import fit_config_from_dict
+    from aiat_training.train.data_setup import read_splits
+    from aiat_training.train.synthetic import write_synthetic_kitti
+    from aiat_training.train.trainer import Trainer
+
+    data_root = write_synthetic_kitti(tmp_path / 'data', num_images=8, width=96, height=64, seed=1)
+    data = yaml.safe_load(_fit_config(tmp_path, data_root).read_text())
+    data['input'] = {'height': 64, 'width': 96}
+    data['schedule'] = {'epochs': 3, 'warmup_iters': 1}
+    data['output'] = {'dir': str(tmp_path / 'run')}
+    cfg = fit_config_from_dict(data)
+    splits = read_splits(cfg)
+    trainer = Trainer(cfg, splits['train'].class_names, TrainingDataset(splits['train'], cfg.input, cfg.augmentation,
+                      seed=0), splits['val'], progress=False)
+    seen = []
+    summary = trainer.fit(on_epoch_end=lambda record: seen.append(record) or record['epoch'] == 2)
+    assert [r['epoch'] for r in seen] == [1, 2] and all('val_mAP' in r for r in seen)
+    assert summary['stopped_early'] and summary['epochs'] == 2
