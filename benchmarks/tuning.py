@@ -162,6 +162,7 @@ def modes(tmp: Path, data_root: Path, args) -> dict:
                      'threads_each': args.threads if name == 'single_process' else 1,
                      'images_per_second_median': round(ips[len(ips) // 2], 2),
                      'images_per_second_all': [round(v, 2) for v in ips],
+                     'cpu_seconds_all': [round(v[2], 2) for v in values],
                      'images_per_cpu_second_incl_startup': round(
                          sum(v[1] for v in values) / max(sum(v[2] for v in values), 1e-9), 3)}
     out['images_per_run'] = {'single_process': runs['single_process'][0][1],

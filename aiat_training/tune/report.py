@@ -16,8 +16,7 @@ def _save(ax_or_axes, path: Path) -> bool:
     first = np.ravel(ax_or_axes)[0] if isinstance(ax_or_axes, np.ndarray) else ax_or_axes
     fig = first.figure
     fig.set_size_inches(max(fig.get_size_inches()[0], 7), max(fig.get_size_inches()[1], 4))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(fig)
     return True
 

@@ -199,7 +199,7 @@ def test_study_two_workers_sqlite_resume_and_best_config_fits(tmp_path, capsys):
     db = f'sqlite:///{tmp_path / "study.db"}'
     args = ['tune', str(cfg_path), '--search', str(search), '--out', str(out), '--storage', db]
 
-    assert main(args + ['--trials', '4', '--workers', '2']) == 0
+    assert main(args + ['--trials', '4', '--workers', '2', '--no-report']) == 0
     first = json.loads(capsys.readouterr().out)
     assert first['trials_added'] == 4 and len(first['workers']) == 2
     assert {w['env']['CUDA_VISIBLE_DEVICES'] for w in first['workers']} == {''}
