@@ -7,7 +7,7 @@ another (``mesh_actors_layout_b``: the same actors elsewhere, other headings), b
 validation is saturated and cannot separate the cells. Score: validation mAP@[.5:.95] of the EMA
 weights after the last epoch, through the vehicle's pre- and post-processing.
 
-    aiat-train ablate-augment --out runs/ablation [--seeds 3] [--epochs 2] [--height 160 --width 224] [--jobs 4]
+    aiat-train ablate-augment --out runs/ablate_augment [--seeds 3] [--epochs 2] [--height 160 --width 224] [--jobs 4]
 
 Writes ``data/`` (rendered once, reused), ``runs/<cell>-s<seed>/`` (a fit config + result.json each;
 finished runs are skipped on a rerun), ``ablation.json``, ``ablation.md`` and ``ablation.png``.

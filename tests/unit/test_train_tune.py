@@ -143,6 +143,20 @@ def test_journal_file_is_the_default_storage_and_urls_go_to_optuna(tmp_path):
     assert isinstance(db, optuna.storages.RDBStorage)
 
 
+def test_pruners_and_samplers():
+    import optuna
+
+    from aiat_training.tune.study import make_pruner, make_sampler, max_epochs
+    assert isinstance(make_pruner('hyperband', 8), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner('median', 8), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner('none', 8), optuna.pruners.NopPruner)
+    space = _space({'schedule.epochs': {'low': 2, 'high': 12}})
+    assert max_epochs(space, {}) == 12 and max_epochs(_space({'optimizer.lr': {'low': 1e-4, 'high': 1e-3}}), {}) == 30
+    assert isinstance(make_sampler(space, 0, parallel=True), optuna.samplers.TPESampler)
+    space.sampler = 'random'
+    assert isinstance(make_sampler(space, 0, parallel=False), optuna.samplers.RandomSampler)
+
+
 def test_cli_rejects_bad_search_space_and_missing_gpus(tmp_path, capsys):
     from aiat_training.cli.train import main
     cfg = tmp_path / 'fit.yaml'
