@@ -204,7 +204,9 @@ class _Section:
     def number(self, key: str, default, low=None, high=None, integer=False, strict_low=False):
         value = self.raw(key, default)
         if value is None:
-            return None
+            if default is None:  # an optional key
+                return None
+            self.fail(key, 'expected a number, got an empty value (null)')
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, f'expected a number, got {value!r:.60}')
         if not _finite(value):

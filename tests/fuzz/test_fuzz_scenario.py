@@ -81,6 +81,8 @@ def mutated_scenarios(draw):
             parent[key]
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, (dict, list)):  # an earlier mutation left a scalar (str) here
+            continue
         op = draw(st.sampled_from(['replace', 'replace', 'replace', 'delete', 'rename', 'add']))
         if op == 'replace':
             parent[key] = draw(HOSTILE)
