@@ -42,19 +42,6 @@ class Detections:
                    np.zeros((0,), np.int64), tuple(class_names))
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix [len(a), len(b)] of xyxy boxes."""
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         max_keep: Optional[int] = None, class_ids: Optional[np.ndarray] = None) -> np.ndarray:
     """Greedy NMS; indices of kept boxes by descending score. A box is dropped when its IoU with
