@@ -17,6 +17,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import yaml
 
+from .cells import DEFAULT_CELL_OFFSET, num_cells
+
 SCHEMA_VERSION = 1
 BUNDLE_FILE = 'bundle.yaml'
 DEFAULT_MODEL_FILE = 'model.onnx'
@@ -69,14 +71,14 @@ class DecoderSpec:
     strides: Tuple[int, ...]
     reg_max: int
     scores_are_probabilities: bool = True
-    cell_offset: float = 0.5    # cell centre = (col + cell_offset) * stride
+    cell_offset: float = DEFAULT_CELL_OFFSET    # cell centre = (col + cell_offset) * stride
 
     @property
     def bins(self) -> int:
         return self.reg_max + 1
 
     def num_cells(self, height: int, width: int) -> int:
-        return sum(math.ceil(height / s) * math.ceil(width / s) for s in self.strides)
+        return num_cells(height, width, self.strides)
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,7 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     decoder = DecoderSpec(type=dec_f.string('type', choices=DECODER_TYPES), strides=tuple(strides),
                           reg_max=dec_f.integer('reg_max', minimum=0),
                           scores_are_probabilities=dec_f.boolean('scores_are_probabilities', True),
-                          cell_offset=dec_f.number('cell_offset', 0.5, 0.0, 1.0))
+                          cell_offset=dec_f.number('cell_offset', DEFAULT_CELL_OFFSET, 0.0, 1.0))
 
     post_f = _Fields(top.get('postprocess', {}), 'postprocess', source)
     post = PostprocessSpec(score_threshold=post_f.number('score_threshold', 0.35, 0.0, 1.0),
@@ -422,8 +424,7 @@ def _fill_output_shapes(data: Dict[str, Any]) -> None:
     outputs = data.setdefault('outputs', {'scores': {'name': 'scores'}, 'boxes': {'name': 'box_dist'}})
     try:
         decoder = data['decoder']
-        cells = sum(math.ceil(data['input']['height'] / s) * math.ceil(data['input']['width'] / s)
-                    for s in decoder['strides'])
+        cells = num_cells(data['input']['height'], data['input']['width'], decoder['strides'])
         values = {'scores': len(data['classes']), 'boxes': 4 * (decoder['reg_max'] + 1)}
     except (KeyError, TypeError, ZeroDivisionError):
         return  # bundle_from_dict reports what is missing

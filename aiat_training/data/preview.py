@@ -50,8 +50,6 @@ def contact_sheet(train_set: TrainingDataset, samples: int = 4, variants: int = 
             if transform is not None and v:
                 transform.set_random_seed(seed * 100003 + row * 1009 + v)
             image, boxes, labels, ignore, _, _ = train_set.load(int(index))
-            if train_set.input.color_order == 'RGB':
-                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
             drawn = draw_boxes(image, boxes, labels, names, ignore)
             drawn = cv2.resize(drawn, (tile, tile * drawn.shape[0] // drawn.shape[1]))
             cv2.putText(drawn, 'original' if v == 0 else f'aug {v}', (4, drawn.shape[0] - 6),

@@ -215,9 +215,7 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                            find_unused_parameters=False)
 
-        self.spec = InputSpec(name='images', height=cfg.input.height, width=cfg.input.width,
-                              color_order=cfg.input.color_order, resize=cfg.input.resize,
-                              mean=tuple(cfg.input.mean), std=tuple(cfg.input.std))
+        self.spec = cfg.input.spec()
         self.loss_fn = GFLHeadLoss(len(self.class_names), model.reg_max, model.strides,
                                    LossWeights(cfg.loss.qfl_weight, cfg.loss.dfl_weight, cfg.loss.giou_weight),
                                    cfg.loss.atss_topk, cfg.loss.anchor_scale)
