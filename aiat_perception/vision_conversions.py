@@ -2,7 +2,7 @@
 lazily, so the module loads without ROS)."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -34,24 +34,6 @@ def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[st
         detections.append(det)
     msg.detections = detections
     return msg
-
-
-def msg_to_detections(msg) -> Tuple[np.ndarray, np.ndarray, List[str]]:
-    """(boxes xyxy [K,4], scores [K], labels) of a ``Detection2DArray`` (best hypothesis each)."""
-    boxes = np.zeros((len(msg.detections), 4), dtype=np.float64)
-    scores = np.zeros(len(msg.detections), dtype=np.float64)
-    labels = []
-    for i, det in enumerate(msg.detections):
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        boxes[i] = (cx - det.bbox.size_x / 2, cy - det.bbox.size_y / 2,
-                    cx + det.bbox.size_x / 2, cy + det.bbox.size_y / 2)
-        if det.results:
-            best = max(det.results, key=lambda r: r.hypothesis.score)
-            scores[i], label = best.hypothesis.score, best.hypothesis.class_id
-        else:
-            label = ''
-        labels.append(label)
-    return boxes, scores, labels
 
 
 def label_info_msg(class_names: Sequence[str], threshold: float, header=None):

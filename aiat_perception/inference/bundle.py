@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import hashlib
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 import yaml
+
+from aiat_perception.file_hash import sha256_file
 
 from .cells import DEFAULT_CELL_OFFSET, num_cells
 
@@ -296,14 +297,6 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
 
 # ---------------------------------------------------------------------------------------------
 # the ONNX graph
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _onnx_signature(path: Path) -> Tuple[Dict[str, Tuple[Dim, ...]], Dict[str, Tuple[Dim, ...]],
                                          Optional[int]]:

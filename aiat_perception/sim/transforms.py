@@ -76,9 +76,5 @@ def quaternion_xyzw(R: np.ndarray) -> np.ndarray:
     return -q if q[3] < 0 else q
 
 
-def yaw_of(R: np.ndarray) -> float:
-    return math.atan2(R[1, 0], R[0, 0])
-
-
 def wrap_angle(angle: float) -> float:
     return (angle + math.pi) % (2.0 * math.pi) - math.pi

@@ -14,8 +14,8 @@ import yaml
 from aiat_perception.inference.detector import Detector
 from aiat_perception.metrics.matching import iou_matrix
 from aiat_training.cli.train import main
+from aiat_training.data.synthetic import write_synthetic_kitti
 from aiat_training.train.checkpoint import load_checkpoint
-from aiat_training.train.synthetic import write_synthetic_kitti
 
 REPO = Path(__file__).resolve().parents[2]
 
