@@ -59,6 +59,7 @@ setup(
             'aiat-launch = aiat_perception.launcher:main',
             'aiat-detect = aiat_perception.cli.detect:main',
             'aiat-engine = aiat_perception.engine.cli:main',
+            'aiat-lidar = aiat_perception.cli.lidar:main',
             'aiat-data = aiat_training.cli.data:main',
             'aiat-train = aiat_training.cli.train:main',
         ],

@@ -36,6 +36,22 @@ def shared_dir() -> Path:
         + ', '.join(str(c) for c in candidates) + ' (set AIAT_SHARED)')
 
 
+def shared_data(*parts: str) -> Path:
+    """A path under the real sensor data in ``shared/data`` (../shared/data beside the repository, the
+    CI layout; ``$AIAT_SHARED`` overrides the shared folder). Missing data is an error naming where
+    it was looked for, never a skip."""
+    env = os.environ.get('AIAT_SHARED')
+    candidates = [Path(env)] if env else []
+    candidates += [REPO_ROOT.parent / 'shared', REPO_ROOT / 'shared']
+    for candidate in candidates:
+        path = candidate.joinpath('data', *parts)
+        if path.exists():
+            return path
+    raise FileNotFoundError(
+        f'real data {"/".join(parts)} not found under ' + ', '.join(str(c / 'data') for c in candidates)
+        + ' (the shared data folder sits beside the repository; set AIAT_SHARED=<path to shared>)')
+
+
 def reference_file(*parts: str) -> Path:
     path = shared_dir().joinpath('reference', *parts)
     if not path.is_file():

@@ -23,7 +23,8 @@ Graph file::
 
 ``$(arg NAME)`` is replaced by the argument's value anywhere in a string. An inline parameter whose
 whole value is ``$(arg NAME)`` takes the YAML type of the value (``5`` -> int, ``true`` -> bool) and is
-left out when the argument is empty, so the parameter file's value applies.
+left out when the argument is empty, so the parameter file's value applies. docs/launch.md has the
+full format; parameters are checked against the nodes' tables (:mod:`aiat_perception.node_params`).
 """
 from __future__ import annotations
 
@@ -35,10 +36,9 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
-from aiat_perception.declared_parameters import DeclaredParameters, coerce, declared_parameters, type_problem
-
-PACKAGE = 'aiat_perception'
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+from aiat_perception.node_params import MODULES as NODE_TABLES, table_for
+from aiat_perception.parameters import ParameterTable
+from aiat_perception.share import PACKAGE, config_dir
 
 # Used when the distribution's entry points cannot be read (e.g. the source tree without `pip install`);
 # must match setup.py's console_scripts for the nodes.
@@ -138,21 +138,6 @@ class ResolvedNode:
 
 
 # ----------------------------------------------------------------------------- locations
-
-def config_dir() -> Path:
-    """The package's config directory: the source tree's when this module runs from one, else the
-    installed share directory (ament index, then ``<prefix>/share``)."""
-    source = SOURCE_ROOT / 'config'
-    if (source / 'launch').is_dir():
-        return source
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory(PACKAGE)) / 'config'
-    except Exception:  # ament_index_python missing or package not in the index
-        pass
-    import sys
-    return Path(sys.prefix) / 'share' / PACKAGE / 'config'
-
 
 def available_graphs(config: Optional[Path] = None) -> List[str]:
     return sorted(p.name[:-len('.yaml')] for p in ((config or config_dir()) / 'launch').glob('*.yaml'))
@@ -318,8 +303,11 @@ def parse_argument_assignments(items: Iterable[str]) -> Dict[str, str]:
     return values
 
 
+EMPTY_SPELLINGS = ("''", '""')  # `ros2 launch` cannot pass a bare `name:=`; both runners read these as empty
+
+
 def argument_values(graph: Graph, given: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    given = dict(given or {})
+    given = {name: '' if value.strip() in EMPTY_SPELLINGS else value for name, value in (given or {}).items()}
     unknown = sorted(set(given) - set(graph.arguments))
     if unknown:
         raise GraphError(f'{graph.path}: unknown launch argument(s) {", ".join(unknown)} '
@@ -409,12 +397,12 @@ def resolve(graph: Graph, given: Optional[Dict[str, str]] = None, config: Option
             if resolved.strip():  # an empty argument means "no extra file"
                 files.append(resolve_params_file(resolved, config, f'{spec.where}.params_files[{i}]'))
         parameters = {}
-        defaults = _declared_defaults(spec.executable)
+        table = NODE_TABLES.get(spec.executable) and table_for(spec.executable)
         for key, value in spec.parameters.items():
             resolved = resolve_parameter(value, values)
             if resolved is not OMIT:
                 # `rate_hz:=20` for a double parameter: rclpy would refuse the integer
-                parameters[key] = coerce(resolved, defaults[key]) if key in defaults else resolved
+                parameters[key] = table.coerce(key, resolved) if table else resolved
         remappings = [(substitute(s, values), substitute(d, values)) for s, d in spec.remappings.items()]
         name = substitute(spec.name, values)
         if not _NAME.match(name):
@@ -427,13 +415,6 @@ def resolve(graph: Graph, given: Optional[Dict[str, str]] = None, config: Option
             raise GraphError(f'{node.where}: node name {node.fqn} is also used by {seen[node.fqn]}')
         seen[node.fqn] = node.where
     return nodes
-
-
-def _declared_defaults(executable: str) -> Dict[str, object]:
-    try:
-        return node_parameters(executable).defaults
-    except (GraphError, SyntaxError, OSError):
-        return {}  # validate() reports it
 
 
 def normalize_namespace(namespace: str) -> str:
@@ -468,26 +449,12 @@ def executable_target(executable: str) -> Tuple[str, str]:
     return module.strip(), (function.strip() or 'main')
 
 
-def module_source(module: str) -> Optional[Path]:
-    """The .py file of ``module`` without importing it (its parent packages do get imported)."""
-    import importlib.util
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not spec.origin.endswith('.py'):
-        return None
-    return Path(spec.origin)
-
-
-# ----------------------------------------------------------------------------- declared parameters
-
-def node_parameters(executable: str) -> DeclaredParameters:
-    module, _ = executable_target(executable)
-    path = module_source(module)
-    if path is None:
-        raise GraphError(f'executable {executable!r}: module {module} not found')
-    return declared_parameters(path.read_text(), str(path))
+def node_parameters(executable: str) -> ParameterTable:
+    """The parameter table of a node executable."""
+    executable_target(executable)
+    if executable not in NODE_TABLES:
+        raise GraphError(f'executable {executable!r} has no parameter table in aiat_perception.node_params')
+    return table_for(executable)
 
 
 # ----------------------------------------------------------------------------- parameter files
@@ -566,12 +533,9 @@ def validate(graph: Graph, given: Optional[Dict[str, str]] = None, config: Optio
     for node in nodes:
         where = node.where
         try:
-            declared = node_parameters(node.executable)
+            table = node_parameters(node.executable)
         except GraphError as exc:
             report.errors.append(f'{where}: {exc}')
-            continue
-        except SyntaxError as exc:
-            report.errors.append(f'{where}: cannot read the node source: {exc}')
             continue
         set_by: Dict[str, str] = {}
         values: Dict[str, object] = {}
@@ -596,20 +560,40 @@ def validate(graph: Graph, given: Optional[Dict[str, str]] = None, config: Optio
             set_by[name] = 'inline parameters'
             values[name] = value
             shared.discard(name)
-        known = declared.names | IMPLICIT_PARAMETERS
+        own = {}
         for name, source in sorted(set_by.items()):
-            if name in known or name.startswith('qos_overrides.'):
-                problem = (type_problem(values[name], declared.defaults[name])
-                           if name in declared.defaults else None)
+            if name in table:
+                problem = table[name].problem(values[name])
                 if problem:
                     report.errors.append(f'{where}: parameter {name!r} (from {source}) {problem}')
+                else:
+                    own[name] = values[name]
+            elif name in IMPLICIT_PARAMETERS or name.startswith('qos_overrides.'):
                 continue
-            message = f'{where}: parameter {name!r} (from {source}) is not declared by {node.executable}'
-            if name in shared:  # the other nodes the section is for may use it
-                report.warnings.append(message)
-            elif declared.unresolved:
-                report.warnings.append(message + f' as far as its source can be read '
-                                                  f'({"; ".join(declared.unresolved)})')
+            elif name in shared:  # the other nodes the section is for may use it
+                report.warnings.append(f'{where}: parameter {name!r} (from {source}) is not declared '
+                                       f'by {node.executable}')
             else:
-                report.errors.append(message + f' (declared: {", ".join(sorted(declared.names))})')
+                report.errors.append(f'{where}: parameter {name!r} (from {source}) is not declared by '
+                                     f'{node.executable} (declared: {", ".join(sorted(table.names))})')
+        if len(own) == len(set_by.keys() & table.names):  # cross-field checks on valid values only
+            report.errors += [f'{where}: {problem}' for problem in table.problems(own)]
     return report
+
+
+def checked_nodes(graph: Graph, given: Optional[Dict[str, str]] = None, config: Optional[Path] = None,
+                  check: bool = True) -> Tuple[List[ResolvedNode], List[str]]:
+    """The nodes to start and the validation warnings; :class:`GraphError` listing every problem.
+    Both runners (``aiat-launch`` and ``ros2 launch``) start graphs through this, so they refuse the
+    same graphs, e.g. a parameter file with no section for a (namespaced) node, which ROS would
+    silently ignore."""
+    nodes = resolve(graph, given, config)
+    warnings = []
+    if check:
+        report = validate(graph, given, config)
+        if report.errors:
+            raise GraphError('\n  '.join([f'invalid graph {graph.path}:'] + report.errors))
+        warnings = report.warnings
+    if not nodes:
+        raise GraphError(f'{graph.path}: no node is enabled with these arguments')
+    return nodes, warnings

@@ -5,7 +5,7 @@
     aiat-launch config/launch/perception.yaml use_iou_monitor:=true
     aiat-launch demo --show-args | --print | --check
 
-Each node runs as ``python -m <module> --ros-args -r __node:=NAME --params-file F -p k:=v -r a:=b``
+Each node runs as ``python -c "from <module> import main; ..." --ros-args -r __node:=NAME --params-file F -p k:=v``
 with the same DDS settings as the nodes themselves; its output is prefixed with ``[NAME]``. Ctrl-C,
 SIGTERM or the end of ``--duration`` stop every node (SIGINT, then SIGKILL after ``--grace`` seconds).
 A node that exits with an error stops the graph, and so does any exit of a node marked
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -26,19 +25,13 @@ from typing import List, Optional
 
 from aiat_perception import launch_graph as lg
 
-MAIN_GUARD = re.compile(r'''__name__\s*==\s*['"]__main__['"]''')
 CLEAN_EXIT = (0, -signal.SIGINT, 128 + signal.SIGINT)
 
 
 def node_command(node: lg.ResolvedNode, python: Optional[str] = None) -> List[str]:
     module, function = lg.executable_target(node.executable)
-    python = python or sys.executable
-    source = lg.module_source(module)
-    if function == 'main' and source is not None and MAIN_GUARD.search(source.read_text()):
-        start = ['-m', module]
-    else:
-        start = ['-c', f'import sys; from {module} import {function}; sys.exit({function}())']
-    return [python, *start, *node.ros_args()]
+    return [python or sys.executable, '-c', f'import sys; from {module} import {function}; sys.exit({function}())',
+            *node.ros_args()]
 
 
 class Launch:
@@ -197,18 +190,9 @@ def main(argv=None) -> int:
                 print(f'error: {error}', file=sys.stderr)
             print(f'{graph.path}: {"OK" if not report.errors else f"{len(report.errors)} error(s)"}')
             return 1 if report.errors else 0
-        nodes = lg.resolve(graph, given)
-        if not args.no_check:
-            # Catches what ROS would silently ignore: a parameter file section that misses the node
-            # (e.g. after a namespace change) or a misspelt parameter name.
-            report = lg.validate(graph, given)
-            for warning in report.warnings:
-                print(f'aiat-launch: warning: {warning}', file=sys.stderr)
-            if report.errors:
-                raise lg.GraphError('\n  '.join(['invalid graph (--no-check starts it anyway):']
-                                                 + report.errors))
-        if not nodes:
-            raise lg.GraphError(f'{graph.path}: no node is enabled with these arguments')
+        nodes, warnings = lg.checked_nodes(graph, given, check=not args.no_check)
+        for warning in warnings:
+            print(f'aiat-launch: warning: {warning}', file=sys.stderr)
         if args.print_only:
             for node in nodes:
                 print(shlex.join(node_command(node)))

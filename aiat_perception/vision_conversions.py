@@ -76,3 +76,27 @@ def level_of(status) -> int:
 def optional_float(text: str) -> Optional[float]:
     value = float(text)
     return None if np.isnan(value) else value
+
+
+def labeled_boxes_from_msg(msg, min_score: float = 0.0) -> list:
+    """:class:`~aiat_perception.metrics.matching.LabeledBox` es from a Detection2DArray (best
+    hypothesis per detection); malformed entries (no hypothesis, negative size, non-finite numbers)
+    are skipped."""
+    import math
+
+    from aiat_perception.metrics.matching import LabeledBox
+    out = []
+    for det in msg.detections:
+        if not det.results:
+            continue
+        best = max(det.results, key=lambda r: r.hypothesis.score)
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        w, h = det.bbox.size_x, det.bbox.size_y
+        values = (cx, cy, w, h, best.hypothesis.score)
+        if not all(math.isfinite(v) for v in values) or w < 0 or h < 0:
+            continue
+        if best.hypothesis.score < min_score:
+            continue
+        out.append(LabeledBox((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), best.hypothesis.class_id,
+                              float(best.hypothesis.score), det.id))
+    return out

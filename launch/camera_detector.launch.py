@@ -18,4 +18,4 @@ GRAPH = 'camera_detector'
 
 
 def generate_launch_description():
-    return graph_launch_description(GRAPH, __file__)
+    return graph_launch_description(GRAPH)

@@ -6,7 +6,8 @@
 #                                   simulation, training and test tools
 #   scripts/setup_env.sh lean310    .venv310 (Python 3.10, like ROS 2 Humble on JetPack 6): ROS 2 wheels,
 #                                   vehicle runtime and test tools, no torch
-#   scripts/setup_env.sh lean312    .venv312 (Python 3.12, like ROS 2 Jazzy): the same as lean310
+#   scripts/setup_env.sh lean312    .venv312 (Python 3.12): ROS 2 Jazzy's own wheels (rclpy 7.1.6, the LTS
+#                                   most robots run), vehicle runtime and test tools, no torch
 #   scripts/setup_env.sh numpy121   .venv-np121 (Python 3.10, numpy 1.21 like Ubuntu 22.04): the ROS-free
 #                                   core only (no ROS wheels: they are built against numpy 2)
 set -euo pipefail
@@ -27,10 +28,10 @@ find_python() {  # find_python 3.11
 }
 
 case "$flavour" in
-  full)     venv=.venv;       pyver=3.11; reqs="ros ros-build runtime sim training test"; interfaces=1; editable=1 ;;
-  lean310)  venv=.venv310;    pyver=3.10; reqs="ros ros-build runtime test";              interfaces=1; editable=1 ;;
-  lean312)  venv=.venv312;    pyver=3.12; reqs="ros ros-build runtime test";              interfaces=1; editable=1 ;;
-  numpy121) venv=.venv-np121; pyver=3.10; reqs="core-numpy121";                           interfaces=0; editable=0 ;;
+  full)     venv=.venv;       pyver=3.11; distro=kilted; reqs="ros ros-build runtime sim training test"; interfaces=1; editable=1 ;;
+  lean310)  venv=.venv310;    pyver=3.10; distro=kilted; reqs="ros ros-build runtime test";              interfaces=1; editable=1 ;;
+  lean312)  venv=.venv312;    pyver=3.12; distro=jazzy;  reqs="ros-jazzy ros-build-jazzy runtime test";  interfaces=1; editable=1 ;;
+  numpy121) venv=.venv-np121; pyver=3.10; distro=none;   reqs="core-numpy121";                           interfaces=0; editable=0 ;;
   *) echo "unknown environment '$flavour' (full, lean310, lean312, numpy121)" >&2; exit 2 ;;
 esac
 
@@ -43,8 +44,17 @@ for r in $reqs; do req_args+=(-r "requirements/$r.txt"); done
 digest=$( (cat setup.py; for r in $reqs; do cat "requirements/$r.txt"; done) | sha256sum | cut -c1-16)
 stamp="$venv/.aiat-stamp"
 
+# One ROS distribution per venv: wheels of two distributions in one venv collide (same modules,
+# different ABIs), so a venv built for another one is recreated. Venvs from before this marker
+# existed hold Kilted.
+distro_marker="$venv/.aiat-ros-distro"
+if [ -x "$venv/bin/python" ] && [ "$(cat "$distro_marker" 2>/dev/null || echo kilted)" != "$distro" ]; then
+  echo "[setup] $venv holds ROS 2 $(cat "$distro_marker" 2>/dev/null || echo kilted), not $distro: recreating it" >&2
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
   "$(find_python "$pyver")" -m venv "$venv"
+  echo "$distro" > "$distro_marker"
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   echo "[setup] installing $flavour environment into $venv (first run: a few minutes)" >&2

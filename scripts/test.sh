@@ -3,7 +3,7 @@
 # into ~/.cache/aiat, and runs:
 #   1. the ROS-free core on Python 3.10 + numpy 1.21 (.venv-np121)       -m core
 #   2. everything the vehicle runs, on Python 3.10 with the ROS 2 wheels (.venv310), no torch
-#   3. the same on Python 3.12 like ROS 2 Jazzy (.venv312)
+#   3. the same on Python 3.12 with ROS 2 Jazzy's own rclpy wheels (.venv312)
 #   4. the whole suite on Python 3.11 (.venv)
 # With arguments, runs only step 4 with those pytest arguments (e.g. scripts/test.sh tests/unit -k bundle).
 set -uo pipefail

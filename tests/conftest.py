@@ -25,17 +25,55 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MARKERS_BY_FILE = {
-    'core': ['test_msg_conversions*', 'test_bundle*', 'test_inference*', 'test_decode*',
-             'test_latency*', 'test_matching*', 'test_launch_graph*', 'test_preprocess*',
-             'test_package_layout*', 'test_pipeline_health*', 'test_latest_slot*',
-             'test_fuzz_conversions*', 'test_fuzz_bundle*', 'test_engine_*', 'test_gpu_load*',
-             'test_fuzz_engine*'],
-    'training': ['test_nanodet_*', 'test_train_*', 'test_data_*', 'test_advise*', 'test_export*',
-                 'test_detect_cli*', 'test_sim_finetuned*', 'test_fuzz_dataset*', 'test_device_check*'],
-    'ros': ['test_interface_hashes*'],
-    'sim': ['test_sim_*', 'test_sim_finetuned*', 'test_data_sim_roundtrip*', 'test_fuzz_scenario*'],
-    'docker': ['test_docker_*'],
+MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without conflicts
+    'core': [
+        'test_msg_conversions*',
+        'test_bundle*',
+        'test_inference*',
+        'test_decode*',
+        'test_latency*',
+        'test_matching*',
+        'test_launch_graph*',
+        'test_preprocess*',
+        'test_package_layout*',
+        'test_pipeline_health*',
+        'test_latest_slot*',
+        'test_fuzz_conversions*',
+        'test_fuzz_bundle*',
+        'test_engine_*',
+        'test_gpu_load*',
+        'test_fuzz_engine*',
+        'test_lidar_*',
+        'test_kitti_geometry*',
+        'test_static_transforms*',
+        'test_bag_reading*',
+        'test_node_params*',
+        'test_stamp_pairing*',
+    ],
+    'training': [
+        'test_nanodet_*',
+        'test_train_*',
+        'test_data_*',
+        'test_advise*',
+        'test_export*',
+        'test_detect_cli*',
+        'test_sim_finetuned*',
+        'test_fuzz_dataset*',
+        'test_device_check*',
+    ],
+    'ros': [
+        'test_interface_hashes*',
+    ],
+    'sim': [
+        'test_sim_*',
+        'test_colcon_install*',
+        'test_sim_finetuned*',
+        'test_data_sim_roundtrip*',
+        'test_fuzz_scenario*',
+    ],
+    'docker': [
+        'test_docker_*',
+    ],
 }
 
 

@@ -1,18 +1,20 @@
-"""What every AIAT node shares: DDS setup, QoS, time stamps, and a main loop that exits cleanly."""
+"""What every AIAT node shares: DDS setup, parameter tables, QoS, time stamps, and a main loop that
+exits cleanly. ROS is imported inside the functions, so ROS-free code may import this module."""
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Dict, List, Optional
+
+from aiat_perception.parameters import ParameterError, ParameterTable
+
+__all__ = ['ParameterError', 'configure_dds', 'declare_table', 'sensor_qos', 'latched_qos',
+           'stamp_to_ns', 'ns_to_stamp', 'finish', 'run_node']
 
 RESOURCES = Path(__file__).resolve().parent.parent / 'resources'
 FASTDDS_PROFILE = RESOURCES / 'fastdds_large_data.xml'
 FASTDDS_PROFILE_LOCALHOST = RESOURCES / 'fastdds_large_data_localhost.xml'
-
-
-class ParameterError(ValueError):
-    """Invalid node parameters; the message names each bad parameter."""
 
 
 def configure_dds() -> None:
@@ -29,6 +31,70 @@ def configure_dds() -> None:
                      or os.environ.get('ROS_LOCALHOST_ONLY') == '1')
         profile = FASTDDS_PROFILE_LOCALHOST if localhost else FASTDDS_PROFILE
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
+
+
+def parameter_descriptor(param):
+    """The ``ParameterDescriptor`` of a table entry: description, read-only unless dynamic, range."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    descriptor = ParameterDescriptor(description=param.description, read_only=not param.dynamic)
+    if param.choices:
+        descriptor.additional_constraints = f"one of: {', '.join(param.choices)}"
+    if param.range is not None and param.type == 'double':
+        low, high = param.range
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(low), to_value=float(high), step=0.0)]
+        if param.open_low:
+            descriptor.additional_constraints = f'> {low:g}'
+    elif param.range is not None and param.type == 'integer':
+        low, high = param.range
+        descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
+    return descriptor
+
+
+def declare_table(node, table: ParameterTable,
+                  on_change: Optional[Callable[[Dict[str, object], set], None]] = None,
+                  check: Optional[Callable[[Dict[str, object]], List[str]]] = None) -> Dict[str, object]:
+    """Declare every parameter of ``table`` on ``node`` and return the values, checked by the table
+    (ranges, choices, cross-field checks): :class:`ParameterError` naming every problem otherwise.
+
+    rclpy refuses a run-time update outside a range or of a parameter that is not dynamic (read-only)
+    by itself; the table's other checks, and ``check(values)`` (the node's own, e.g. against a loaded
+    model; also applied here at start), run in an on-set callback, which keeps the returned dict up
+    to date and then calls ``on_change(values, changed_names)``.
+    """
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    values, problems = {}, []
+    for param in table:
+        try:
+            values[param.name] = node.declare_parameter(
+                param.name, param.default, parameter_descriptor(param)).value
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            problems.append(f'{param.name}: {exc}')
+    problems += table.problems(values, cross_field=not problems)
+    if not problems and check is not None:
+        problems += check(values)
+    if problems:
+        raise ParameterError('; '.join(problems))
+    values.update(table.validated(values))
+
+    def on_set(params):
+        from rcl_interfaces.msg import SetParametersResult
+
+        update = {p.name: p.value for p in params if p.name in table}
+        problems = table.problems(dict(values, **update))
+        if not problems and check is not None:
+            problems = check(dict(values, **update))
+        if problems:
+            return SetParametersResult(successful=False, reason='; '.join(problems))
+        values.update(table.validated(dict(values, **update)))
+        if on_change is not None and update:
+            on_change(values, set(update))
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    return values
 
 
 def sensor_qos(reliability: str = 'best_effort', depth: int = 1):
@@ -68,9 +134,13 @@ def finish(node, exit_code: int = 0) -> None:
     node.aiat_exit_code = exit_code
 
 
+def finished(node) -> bool:
+    return getattr(node, 'aiat_exit_code', None) is not None
+
+
 def run_node(factory: Callable, args=None, threads: int = 1) -> int:
-    """Create the node with ``factory()``, spin it until Ctrl-C, shutdown or :func:`finish`, and
-    clean up. A :class:`ParameterError` from the factory stops the process with exit code 2 and its
+    """Create the node with ``factory()`` (a node class), spin it until Ctrl-C, shutdown or
+    :func:`finish`, and clean up. A :class:`ParameterError` from the factory stops the process with exit code 2 and its
     message. Our nodes keep callbacks short (heavy work runs in their own threads), so they spin the
     lighter single-threaded executor; ``threads`` > 1 selects the multi-threaded one.
     """

@@ -64,6 +64,8 @@ def load_mesh(client: int, asset: str, scale: Optional[float] = None) -> int:
         body = pedestrian(client, scale)
     elif asset == 'traffic_cone':
         body = cone(client, scale)
+    elif asset == 'sedan':
+        body = sedan(client, scale, spec.color or (0.55, 0.1, 0.1, 1.0))
     else:
         raise ValueError(f'asset {asset!r} has neither a URDF nor a builder')
     if spec.color is not None and spec.urdf is not None:
@@ -102,6 +104,25 @@ def pedestrian(client: int, scale: float = 1.0,
     return _person_body(client, collisions, visuals, parts)
 
 
+def sedan(client: int, scale: float = 1.0, paint=(0.55, 0.1, 0.1, 1.0), glass=(0.15, 0.2, 0.25, 1.0),
+          tyre=(0.05, 0.05, 0.05, 1.0)) -> int:
+    """A car-sized two-box body (4.4 x 1.84 x 1.5 m) from boxes: a lower body 0.2-0.9 m above the ground,
+    a cabin 3.0 m long on it and four wheels; its collision shapes are these boxes, so 3D lidar rays see
+    a car's outline (the pybullet racecar scaled up is a go-kart: wheels apart from a narrow chassis)."""
+    s = scale
+    parts = [  # (shape, half extents, centre, colour); the lower body is the base
+        (p.GEOM_BOX, (2.2 * s, 0.9 * s, 0.35 * s), (0, 0, 0.55 * s), paint),
+        (p.GEOM_BOX, (1.5 * s, 0.8 * s, 0.3 * s), (-0.2 * s, 0, 1.2 * s), glass),
+    ]
+    for x in (1.4, -1.4):
+        for y in (0.8, -0.8):
+            parts.append((p.GEOM_BOX, (0.33 * s, 0.12 * s, 0.33 * s), (x * s, y * s, 0.33 * s), tyre))
+    collisions = [p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=client) for _, half, _, _ in parts]
+    visuals = [p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=colour, physicsClientId=client)
+               for _, half, _, colour in parts]
+    return _person_body(client, collisions, visuals, parts)
+
+
 def set_person_colors(client: int, body: int, shirt, trousers, skin) -> None:
     """Recolour a :func:`pedestrian` (links: head, two legs, two arms after the torso base)."""
     for link, colour in ((-1, shirt), (0, skin), (1, trousers), (2, trousers), (3, shirt), (4, shirt)):
@@ -109,6 +130,7 @@ def set_person_colors(client: int, body: int, shirt, trousers, skin) -> None:
 
 
 def _person_body(client, collisions, visuals, parts) -> int:
+    """A fixed multi-body of primitive parts (the first is the base), used for persons and cars."""
     # The base (torso) is placed at its own centre; links are offsets from it.
     # The base frame sits at the torso centre and stays at the origin until the actor is placed.
     base_pos = np.array(parts[0][2], dtype=float)

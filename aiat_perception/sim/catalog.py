@@ -32,6 +32,7 @@ ASSETS: Dict[str, MeshAsset] = {
     # pybullet's racecar is a 1:10 RC car (0.46 m); scaled 8x it has the size of a small car.
     'racecar': MeshAsset('car', 'racecar/racecar.urdf', 8.0, None, 0.8),
     'rc_car': MeshAsset('car', 'racecar/racecar.urdf', 1.0, None, 0.8),
+    'sedan': MeshAsset('car', None, 1.0, (0.55, 0.1, 0.1, 1.0), 0.8),
     'husky': MeshAsset('robot', 'husky/husky.urdf', 1.0, None, 0.4),
     'r2d2': MeshAsset('robot', 'r2d2.urdf', 1.0, None, 0.6),
     'bicycle': MeshAsset('bicycle', 'bicycle/bike.urdf', 0.6, None, 0.5),

@@ -73,8 +73,9 @@ class Lidar2DConfig:
 
 @dataclass
 class Lidar3DConfig:
-    """Spinning multi-ring lidar (VLP-16 like by default)."""
+    """Spinning multi-ring lidar (VLP-16 like by default; ``model: hdl64`` for an HDL-64E-like one)."""
     enabled: bool = True
+    model: str = 'vlp16'
     rings: int = 16
     vertical_fov_deg: Tuple[float, float] = (-15.0, 15.0)
     horizontal_resolution_deg: float = 0.4
@@ -299,10 +300,20 @@ def _lidar_2d(sec: _Section) -> Lidar2DConfig:
     return out
 
 
+# Presets of the 3D lidar (keys given in the scenario override them). hdl64: Velodyne HDL-64E-like,
+# 64 rings from -24.8 to +2 deg, 0.18 deg azimuth steps (2000 per turn at 10 Hz), 120 m.
+LIDAR_3D_MODELS = {
+    'vlp16': {},
+    'hdl64': dict(rings=64, vertical_fov_deg=(-24.8, 2.0), horizontal_resolution_deg=0.18, range_max=120.0),
+}
+
+
 def _lidar_3d(sec: _Section) -> Lidar3DConfig:
-    d = Lidar3DConfig()
+    model = sec.string('model', 'vlp16', choices=sorted(LIDAR_3D_MODELS))
+    d = Lidar3DConfig(model=model, **LIDAR_3D_MODELS[model])
     out = Lidar3DConfig(
         enabled=sec.boolean('enabled', d.enabled),
+        model=model,
         rings=sec.number('rings', d.rings, low=1, integer=True),
         vertical_fov_deg=sec.vector('vertical_fov_deg', d.vertical_fov_deg, 2),
         horizontal_resolution_deg=sec.number('horizontal_resolution_deg', d.horizontal_resolution_deg,
@@ -435,12 +446,12 @@ def load_scenario(path) -> Scenario:
 
 
 def scenario_dir() -> Path:
-    """``config/scenarios`` of the source tree (or of the installed share/ directory)."""
-    here = Path(__file__).resolve().parents[2] / 'config' / 'scenarios'
-    if here.is_dir():
-        return here
-    import sys
-    return Path(sys.prefix) / 'share' / 'aiat_perception' / 'config' / 'scenarios'
+    """``config/scenarios`` of the source tree or of the installed share directory."""
+    from aiat_perception.share import config_dir
+    try:
+        return config_dir() / 'scenarios'
+    except FileNotFoundError as exc:
+        raise ScenarioError(str(exc)) from exc
 
 
 def resolve_scenario(name_or_path) -> Path:

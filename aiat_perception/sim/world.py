@@ -442,9 +442,12 @@ class SimWorld:
 
     def _cast(self, origins: np.ndarray, targets: np.ndarray):
         bodies_hit, fractions, normals = [], [], []
-        for start in range(0, len(origins), 16384):  # pybullet's largest ray batch
-            results = p.rayTestBatch(origins[start:start + 16384].tolist(), targets[start:start + 16384].tolist(),
+        batch = 16383  # pybullet answers at most 16383 rays per call (it drops the rest silently)
+        for start in range(0, len(origins), batch):
+            results = p.rayTestBatch(origins[start:start + batch].tolist(), targets[start:start + batch].tolist(),
                                      numThreads=0, physicsClientId=self.client)
+            if len(results) != len(origins[start:start + batch]):
+                raise RuntimeError(f'pybullet answered {len(results)} of {len(origins[start:start + batch])} rays')
             bodies_hit.extend(r[0] for r in results)
             fractions.extend(r[2] for r in results)
             normals.extend(r[4] for r in results)

@@ -38,12 +38,17 @@ def compare_onnx_to_torch(model, bundle_dir, images: Optional[np.ndarray] = None
             'box_dist_max_abs': float(np.abs(torch_boxes).max())}
 
 
-def checkpoint_input(meta: dict):
+def checkpoint_input(meta: dict, source: str | Path = '<checkpoint>'):
     """The input contract a checkpoint was trained with (its ``model_meta``), as a bundle InputSpec."""
+    from pydantic import ValidationError
+
     from aiat_training.config import InputSection
 
-    height, width = meta['input_size']
-    return InputSection(height=height, width=width, **meta.get('input', {})).spec()
+    try:
+        height, width = meta['input_size']
+        return InputSection(height=height, width=width, **dict(meta.get('input') or {})).spec()
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise ValueError(f'{source}: model_meta does not describe a valid input ({exc})') from None
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, weights: str = 'ema',
@@ -58,12 +63,13 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, weights: str 
 
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, prefer_ema=(weights == 'ema'))
+    model = model_from_checkpoint(ckpt, prefer_ema=(weights == 'ema'), source=checkpoint)
     meta = ckpt['model_meta']
-    spec = checkpoint_input(meta)
-    provenance = {'source': f'aiat-train checkpoint {checkpoint.name}', 'epoch': ckpt['epoch'],
-                  'iteration': ckpt['iteration'], 'weights': 'ema' if ckpt.get('ema') and weights == 'ema' else 'model',
-                  'best_val_mAP': ckpt.get('best_metric'), 'strategy': ckpt['config'].get('model', {}).get('strategy'),
+    spec = checkpoint_input(meta, checkpoint)
+    config = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
+    provenance = {'source': f'aiat-train checkpoint {checkpoint.name}', 'epoch': ckpt.get('epoch'),
+                  'iteration': ckpt.get('iteration'), 'weights': 'ema' if ckpt.get('ema') and weights == 'ema' else 'model',
+                  'best_val_mAP': ckpt.get('best_metric'), 'strategy': (config.get('model') or {}).get('strategy'),
                   'tool': 'aiat-train export'}
     bundle_dir = export_bundle(model, out_dir, meta['class_names'], input_spec=spec,
                                score_threshold=score_threshold, nms_iou_threshold=nms_iou_threshold,

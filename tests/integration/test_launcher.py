@@ -195,21 +195,23 @@ def test_failing_node_stops_the_graph_with_its_exit_code(tmp_path, launch):
     graph = write_graph(tmp_path, """
 nodes:
   - {executable: detection_listener}
-  - {executable: image_publisher, parameters: {rate_hz: -1.0}}
+  - {executable: image_publisher, parameters: {images: [/no/such/photo.png]}}
 """)
     launcher = launch(graph, '--duration', '60')
     assert launcher.wait(timeout=40) == 2, launcher.output()
     out = launcher.output()
-    assert 'rate_hz must be > 0' in out and 'image_publisher failed with exit code 2; stopping the graph' in out
+    assert 'cannot read image file /no/such/photo.png' in out
+    assert 'image_publisher failed with exit code 2; stopping the graph' in out
     assert all(gone(p) for p in launcher.node_pids().values())
 
 
 def test_invalid_graph_starts_nothing(tmp_path, launch):
-    graph = write_graph(tmp_path, 'nodes: [{executable: image_publisher, parameters: {rate: 3.0}}]\n')
+    graph = write_graph(tmp_path, 'nodes: [{executable: image_publisher, parameters: {rate: 3.0, count: -1}}]\n')
     launcher = launch(graph)
     assert launcher.wait(timeout=20) == 2
     out = launcher.output()
     assert "parameter 'rate' (from inline parameters) is not declared by image_publisher" in out
+    assert "parameter 'count' (from inline parameters) must be >= 0, got -1" in out
     assert 'started' not in out
 
 

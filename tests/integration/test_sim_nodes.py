@@ -115,7 +115,7 @@ def test_bad_parameters_stop_the_nodes_with_a_message(start_node):
     assert sim.wait(timeout=60) == 2
     assert 'scenario' in sim.output() and 'no_such_scenario' in sim.output()
     sim = start_node('aiat_perception.nodes.sim_node', params={'mode': 'turbo'})
-    assert sim.wait(timeout=60) == 2 and 'mode must be one of' in sim.output()
+    assert sim.wait(timeout=60) == 2 and 'mode: must be one of' in sim.output()
     monitor = start_node('aiat_perception.nodes.iou_monitor', params={'iou_threshold': 1.5})
     assert monitor.wait(timeout=60) == 2 and 'iou_threshold' in monitor.output()
     monitor = start_node('aiat_perception.nodes.iou_monitor', params={'class_aliases': ['truck']})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import textwrap
 from pathlib import Path
@@ -65,10 +66,12 @@ def test_every_node_executable_is_a_console_script_with_its_module():
     scripts = dict(re.findall(r"'([\w-]+) = ([\w.]+:\w+)'", setup_py))
     for name, target in lg.FALLBACK_EXECUTABLES.items():
         assert scripts.get(name) == target, f'FALLBACK_EXECUTABLES[{name!r}] differs from setup.py'
+    assert set(lg.NODE_TABLES) == set(lg.FALLBACK_EXECUTABLES), 'every node executable has a parameter table'
     for path in GRAPHS:
         for spec in lg.load_graph(path).nodes:
             module, function = lg.executable_target(spec.executable)
-            assert lg.module_source(module) is not None, f'{path}: {module} missing'
+            assert importlib.util.find_spec(module) is not None, f'{path}: {module} missing'
+            assert lg.node_parameters(spec.executable).names, f'{path}: {spec.executable} has no table'
 
 
 def test_graph_files_are_installed_with_the_package():
@@ -102,7 +105,8 @@ def test_launch_ros_bridge_imports_without_launch_ros():
     top_level = {alias.name.split('.')[0] for n in tree.body if isinstance(n, ast.Import) for alias in n.names}
     top_level |= {n.module.split('.')[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
     assert not top_level & {'launch', 'launch_ros', 'rclpy', 'ament_index_python'}
-    assert bridge.package_config_dir(str(LAUNCH_FILES[0])) == CONFIG
+    from aiat_perception.share import config_dir
+    assert config_dir() == CONFIG  # the source tree's, when run from one
 
 
 # ----------------------------------------------------------------------------- resolution
@@ -301,59 +305,56 @@ def test_params_file_reading(tmp_path):
 
 # ----------------------------------------------------------------------------- declared parameters
 
-def test_declared_parameters_in_the_styles_the_nodes_use():
-    source = textwrap.dedent("""
-        TABLE = {'t1': (0, 'doc'), 't2': ('', 'doc')}
-        KEYS = ('k1', 'k2')
-
-        class N(Node):
-            def __init__(self):
-                self.declare_parameter('direct', 1)
-                self.declare_parameter(name='keyword', value=2)
-                declare = lambda name, default: self.declare_parameter(name, default).value
-                declare('via_lambda', 3)
-                self.helper('via_method', 4)
-                {f'{lvl}_{key}': declare(f'{lvl}_{key}', d) for lvl, key, d in (('warn', 'x', 1), ('error', 'x', 2))}
-                for name, (default, text) in TABLE.items():
-                    self.declare_parameter(name, default)
-                for key in KEYS:
-                    declare('prefix.' + key, 0)
-                self.declare_parameters('ns', [('p1', 1), ('p2', 2)])
-
-            def helper(self, pname, default):
-                return self.declare_parameter(pname, default).value
-        """)
-    found = lg.declared_parameters(source)
-    assert found.unresolved == []
-    assert found.defaults == {'direct': 1, 'keyword': 2, 'via_lambda': 3, 'via_method': 4, 'warn_x': 1,
-                              'error_x': 2, 't1': 0, 't2': '', 'prefix.k1': 0, 'prefix.k2': 0,
-                              'ns.p1': 1, 'ns.p2': 2}
-    assert found.names == set(found.defaults)
-
-
-def test_parameter_types_and_coercion():
-    from aiat_perception.declared_parameters import coerce, parameter_type, type_problem
-    assert [parameter_type(v) for v in (True, 1, 1.0, 's', [''], [1, 2.0], [], [1, 'a'])] == [
-        'bool', 'integer', 'double', 'string', 'string array', 'double array', None, None]
-    assert coerce(3, 1.0) == 3.0 and isinstance(coerce(3, 1.0), float)
-    assert coerce([1, 2], [0.5]) == [1.0, 2.0] and coerce(3, 1) == 3 and coerce(True, 1.0) is True
-    assert type_problem(3, 1.0) == 'is 3 (integer) but the node declares a double (default 1.0)'
-    assert type_problem([], ['']) is None and type_problem('x', 'y') is None
-
-
-def test_unreadable_declarations_turn_unknown_names_into_warnings(config, tmp_path, monkeypatch):
-    found = lg.declared_parameters('def f(node, names):\n    for n in names:\n        node.declare_parameter(n, 0)\n')
-    assert found.names == set() and 'line 3: node.declare_parameter(n, 0)' in found.unresolved[0]
-    monkeypatch.setattr(lg, 'node_parameters', lambda executable: found)
-    report = lg.validate(lg.load_graph(graph_file(config, """
-        nodes: [{executable: image_publisher, parameters: {anything: 1}}]""")), config=config)
-    assert report.errors == [] and "parameter 'anything'" in report.warnings[0]
-
-
 @pytest.mark.parametrize('executable, config_file', [
     ('camera_detector', 'camera_detector.yaml'), ('sim', 'sim.yaml'), ('iou_monitor', 'iou_monitor.yaml')])
-def test_node_declares_exactly_its_documented_parameters(executable, config_file):
-    declared = lg.node_parameters(executable)
-    assert declared.unresolved == []
+def test_node_table_is_what_its_parameter_file_documents(executable, config_file):
+    table = lg.node_parameters(executable)
     (params,) = lg.read_params_file(CONFIG / config_file).values()
-    assert set(params) == declared.names
+    assert params == table.defaults
+
+
+# ----------------------------------------------------------------------------- both runners alike
+
+def test_quoted_empty_argument_means_empty(config):
+    """`ros2 launch` cannot pass a bare `name:=`, so `name:=''` (or "") is empty in both runners."""
+    graph = lg.load_graph(graph_file(config, """
+        arguments:
+          extra: {default: pub.yaml, description: an extra parameter file}
+          frame: {default: cam, description: frame id}
+        nodes: [{executable: image_publisher, params_files: ['$(arg extra)'], parameters: {frame_id: '$(arg frame)'}}]
+        """))
+    (node,) = lg.resolve(graph, {'extra': "''", 'frame': '""'}, config)
+    assert node.params_files == [] and node.parameters == {}
+    assert lg.parse_argument_assignments(["extra:=''"]) == {'extra': "''"}  # read as empty when resolved
+
+
+def test_both_runners_refuse_a_params_file_that_misses_the_namespaced_node(config):
+    graph = lg.load_graph(graph_file(config, """
+        arguments: {namespace: {default: '', description: namespace}}
+        nodes: [{executable: image_publisher, namespace: '$(arg namespace)', params_files: [pub.yaml]}]
+        """))
+    nodes, warnings = lg.checked_nodes(graph, {}, config)
+    assert [n.fqn for n in nodes] == ['/image_publisher'] and warnings == []
+    with pytest.raises(lg.GraphError, match='has no section for node /front/image_publisher'):
+        lg.checked_nodes(graph, {'namespace': 'front'}, config)
+    (node,), _ = lg.checked_nodes(graph, {'namespace': 'front'}, config, check=False)  # --no-check
+    assert node.fqn == '/front/image_publisher'
+    # the ros2 launch bridge starts nodes only through checked_nodes, as aiat-launch does
+    import aiat_perception.launch_ros_actions as bridge
+    import aiat_perception.launcher as launcher
+    for module in (bridge, launcher):
+        calls = {n.func.attr for n in ast.walk(ast.parse(Path(module.__file__).read_text()))
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and
+                 isinstance(n.func.value, ast.Name) and n.func.value.id == 'lg'}
+        assert 'checked_nodes' in calls and 'resolve' not in calls, module.__name__
+
+
+def test_validation_checks_ranges_and_cross_field_rules_of_the_tables(config):
+    write(config / 'bad.yaml', """
+        image_publisher:
+          ros__parameters: {rate_hz: 0.0, width: 64}
+        """)
+    found = errors_of(config, 'nodes: [{executable: image_publisher, params_files: [bad.yaml]}]')
+    assert "parameter 'rate_hz' (from " in found and 'must be > 0, got 0.0' in found
+    found = errors_of(config, 'nodes: [{executable: image_publisher, parameters: {width: 64}}]')
+    assert 'width, height: give both or neither, got 64x0' in found

@@ -1,4 +1,4 @@
-"""Simulator data -> ROS messages (sim node) and messages -> boxes (IoU monitor), without a graph."""
+"""Simulator data -> ROS messages (sensor_conversions) and messages -> boxes (IoU monitor), without a graph."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from aiat_perception.nodes import iou_monitor, sim_node
+from aiat_perception import sensor_conversions as sim_node
+from aiat_perception.node_params import iou_monitor
+from aiat_perception.vision_conversions import labeled_boxes_from_msg
 from aiat_perception.sim.scenario import parse_scenario
 from aiat_perception.sim.world import SimWorld
 
@@ -36,7 +38,7 @@ def test_ground_truth_2d_round_trip(world):
     boxes = world.ground_truth_2d(frame)
     msg = sim_node.ground_truth_2d_msg(boxes, header())
     assert len(msg.detections) == len(boxes) == 2  # the cube behind the camera is not visible
-    back = iou_monitor.boxes_from_msg(msg)
+    back = labeled_boxes_from_msg(msg)
     for b, lb in zip(boxes, back):
         assert lb.box == pytest.approx(b.bbox) and lb.class_id == b.class_name and lb.id == b.actor
     assert msg.detections[0].header.stamp.sec == 12
@@ -90,7 +92,7 @@ def test_monitor_helpers():
         det.results = [hyp]
         msg.detections.append(det)
     msg.detections.append(Detection2D())  # no hypothesis
-    boxes = iou_monitor.boxes_from_msg(msg, min_score=0.5)
+    boxes = labeled_boxes_from_msg(msg, min_score=0.5)
     assert [b.box for b in boxes] == [(40.0, 35.0, 60.0, 45.0)]
     assert iou_monitor.parse_aliases(['truck:car', '', 'bus=car']) == {'truck': 'car', 'bus': 'car'}
     with pytest.raises(ValueError, match='class_aliases'):

@@ -1,0 +1,196 @@
+"""``aiat-lidar``: the lidar detectors on files, offline.
+
+  aiat-lidar detect FILE... [--json] [--bev-png DIR] [--kitti-labels DIR --kitti-calib DIR] [--params YAML]
+      point clouds (.bin KITTI velodyne, .npy, .pcd with the optional pypcd4) -> 3D detections
+  aiat-lidar detect-scan BAG --topic /scan [--json] [--params YAML]
+      every LaserScan of a ROS 1 or ROS 2 bag -> legs and persons
+
+Parameters come from the detectors' tables, then the ``--params`` file (the nodes' YAML, default
+config/lidar_detector.yaml or config/scan_detector.yaml when present), then ``--set name=value``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
+
+
+class CliError(Exception):
+    pass
+
+
+def _params(kind: str, path: Optional[str], sets: List[str]) -> Dict[str, object]:
+    from aiat_perception.lidar.params import ParameterError, read_yaml, resolve
+    if kind == 'lidar':
+        from aiat_perception.lidar.detector import PARAMETERS as table
+        node, default = 'lidar_detector', REPO_CONFIG / 'lidar_detector.yaml'
+    else:
+        from aiat_perception.lidar.scan import SCAN_PARAMETERS as table
+        node, default = 'scan_detector', REPO_CONFIG / 'scan_detector.yaml'
+    try:
+        if path:
+            values = read_yaml(path, node, table)
+        elif default.is_file():
+            values = read_yaml(default, node, table)
+        else:
+            values = resolve(table)
+        overrides = {}
+        for item in sets:
+            name, sep, text = item.partition('=')
+            if not sep:
+                raise CliError(f'--set expects name=value, got {item!r}')
+            overrides[name.strip()] = yaml.safe_load(text)
+        values.update(resolve(table, dict(values, **overrides), '--set'))
+    except ParameterError as exc:
+        raise CliError(str(exc)) from exc
+    return values
+
+
+def _kitti_truth(path: Path, labels_dir: Optional[str], calib_dir: Optional[str]):
+    if not labels_dir and not calib_dir:
+        return None
+    if not (labels_dir and calib_dir):
+        raise CliError('--kitti-labels and --kitti-calib go together')
+    from aiat_perception.kitti import KittiCalibration, KittiFormatError, read_label
+    from aiat_perception.metrics import kitti_rules
+    label, calib = Path(labels_dir) / f'{path.stem}.txt', Path(calib_dir) / f'{path.stem}.txt'
+    for f in (label, calib):
+        if not f.is_file():
+            raise CliError(f'{f}: no such file (labels and calib are found by the point file\'s name)')
+    try:
+        cal = KittiCalibration.read(calib)
+        gts, dontcare = kitti_rules.ground_truth(cal, read_label(label))
+    except KittiFormatError as exc:
+        raise CliError(str(exc)) from exc
+    return cal, gts, dontcare
+
+
+def cmd_detect(args) -> int:
+    from aiat_perception.lidar.bev import render_bev
+    from aiat_perception.lidar.detector import PointCloudDetector
+    from aiat_perception.lidar.point_files import PointFileError, load_points
+    detector = PointCloudDetector(_params('lidar', args.params, args.set))
+    out_dir = Path(args.bev_png) if args.bev_png else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    report = {}
+    failed = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            points = load_points(path)
+        except PointFileError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            report[name] = {'error': str(exc)}
+            failed += 1
+            continue
+        result = detector(points)
+        report[name] = {'frame_id': args.frame_id, 'points': int(len(points)),
+                        'stage_ms': {k: round(v, 3) for k, v in result.stage_ms.items()},
+                        'detections': [d.to_dict(args.frame_id) for d in result.detections]}
+        if not args.json:
+            print(f'{name}: {len(points)} points, {len(result.detections)} detections, '
+                  f'{result.total_ms:.1f} ms ({", ".join(f"{k} {v:.1f}" for k, v in result.stage_ms.items())})')
+            for d in result.detections:
+                if d.class_name != 'unknown' or args.all:
+                    print(f'  {d.class_name:10s} {d.score:.2f}  x {d.center[0]:7.2f} y {d.center[1]:7.2f} '
+                          f'z {d.center[2]:6.2f}  l {d.size[0]:5.2f} w {d.size[1]:5.2f} h {d.size[2]:5.2f}  '
+                          f'yaw {d.yaw:6.2f}  {d.n_points} points')
+        if out_dir:
+            truth = _kitti_truth(path, args.kitti_labels, args.kitti_calib)
+            gts = truth[1] if truth else ()
+            ignored = None
+            if truth:
+                from aiat_perception.lidar.evaluate import as_object
+                from aiat_perception.metrics import kitti_rules
+                ignored = kitti_rules.not_counted(truth[0], [as_object(d) for d in result.detections], truth[2])
+            extent = (-args.range, args.range, -args.range, args.range) if args.full_view else (-5.0, args.range, -args.range / 2, args.range / 2)
+            img = render_bev(points, result.detections, gts, extent, args.pixels_per_m,
+                             f'{path.name}: {len(result.detections)} detections', ignored)
+            import cv2
+            target = out_dir / f'{path.stem}_bev.png'
+            cv2.imwrite(str(target), img)
+            if not args.json:
+                print(f'  BEV picture: {target}')
+    if args.json:
+        print(json.dumps({'files': report}, indent=1))
+    return 1 if failed else 0
+
+
+def cmd_detect_scan(args) -> int:
+    from aiat_perception.bag_reading import BagError, iterate_messages
+    from aiat_perception.lidar.evaluate import scan_arrays
+    from aiat_perception.lidar.scan import ScanDetector
+    detector = ScanDetector(_params('scan', args.params, args.set))
+    scans, bad = [], 0
+    try:
+        for _, stamp, msg in iterate_messages(args.bag, [args.topic]):
+            try:
+                result = detector(*scan_arrays(msg))
+            except (ValueError, AttributeError) as exc:
+                bad += 1
+                print(f'warning: scan at {stamp} skipped: {exc}', file=sys.stderr)
+                continue
+            frame = getattr(getattr(msg, 'header', None), 'frame_id', '')
+            entry = {'stamp_ns': stamp, 'frame_id': frame,
+                     'stage_ms': {k: round(v, 3) for k, v in result.stage_ms.items()},
+                     'detections': [d.to_dict(frame) for d in result.detections]}
+            scans.append(entry)
+            if not args.json:
+                kinds = {}
+                for d in result.detections:
+                    kinds[d.class_name] = kinds.get(d.class_name, 0) + 1
+                persons = '; '.join(f'({d.center[0]:.2f}, {d.center[1]:.2f})' for d in result.detections
+                                    if d.class_name == 'person')
+                print(f'{stamp} {frame}: ' + ', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))
+                      + (f'  persons at {persons}' if persons else ''))
+    except BagError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print(json.dumps({'bag': str(args.bag), 'topic': args.topic, 'skipped': bad, 'scans': scans}, indent=1))
+    elif not scans:
+        print(f'no scans on {args.topic}', file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='aiat-lidar', description=__doc__.split('\n\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    d = sub.add_parser('detect', help='3D detections in point cloud files (.bin, .npy, .pcd)')
+    d.add_argument('files', nargs='+')
+    d.add_argument('--json', action='store_true', help='one JSON document: per file, its detections')
+    d.add_argument('--bev-png', metavar='DIR', help="write a bird's-eye-view picture per file here")
+    d.add_argument('--kitti-labels', metavar='DIR', help='label_2 folder: draw ground truth (with --kitti-calib)')
+    d.add_argument('--kitti-calib', metavar='DIR', help='calib folder of those labels')
+    d.add_argument('--frame-id', default='velodyne', help='sensor frame named in the output')
+    d.add_argument('--range', type=float, default=60.0, help='BEV picture range (m)')
+    d.add_argument('--pixels-per-m', type=float, default=10.0)
+    d.add_argument('--full-view', action='store_true', help='BEV all around the sensor (default: mostly ahead)')
+    d.add_argument('--all', action='store_true', help='also list unknown clusters (text output)')
+    s = sub.add_parser('detect-scan', help='legs and persons in every LaserScan of a bag (ROS 1 or 2)')
+    s.add_argument('bag')
+    s.add_argument('--topic', default='/scan')
+    s.add_argument('--json', action='store_true')
+    for p in (d, s):
+        p.add_argument('--params', metavar='YAML', help="the node's parameter file")
+        p.add_argument('--set', action='append', default=[], metavar='NAME=VALUE', help='override one parameter')
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_detect(args) if args.command == 'detect' else cmd_detect_scan(args)
+    except CliError as exc:
+        print(f'aiat-lidar: error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

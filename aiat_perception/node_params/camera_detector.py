@@ -1,0 +1,54 @@
+"""Parameters of the camera_detector node (documented in config/camera_detector.yaml)."""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence
+
+from aiat_perception.parameters import INT64_MAX, Param, ParameterTable, non_empty
+
+THRESHOLD_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations',
+                  'stale_input_s', 'no_input_warn_s')
+POSITIVE = (0.0, math.inf)
+
+TABLE = ParameterTable('camera_detector', [
+    Param('bundle_path', '', 'model bundle directory; empty = pretrained COCO bundle in the cache'),
+    Param('backend', 'onnxruntime', 'inference backend: onnxruntime or torch',
+          choices=('onnxruntime', 'torch')),
+    Param('num_threads', 0, 'inference threads (0 = backend default)', range=(0, INT64_MAX)),
+    Param('ort_allow_spinning', True,
+          'onnxruntime threads spin briefly after each run (lower latency, more CPU)'),
+    Param('compressed', False, 'subscribe to image/compressed (CompressedImage) instead of image'),
+    Param('reliability', 'best_effort', 'input QoS reliability: best_effort or reliable',
+          choices=('best_effort', 'reliable')),
+    Param('score_threshold', -1.0, 'minimum score; < 0 = the bundle default (dynamic)',
+          range=(-math.inf, 1.0), dynamic=True),
+    Param('nms_iou_threshold', -1.0, 'NMS IoU threshold; < 0 = the bundle default (dynamic)',
+          range=(-math.inf, 1.0), dynamic=True),
+    Param('max_detections', -1, 'detections per image; < 0 = the bundle default (dynamic)', dynamic=True),
+    Param('class_filter', [''], 'publish only these class names; empty = all (dynamic)', dynamic=True),
+    Param('debug_image', True, 'publish detections/image while it has subscribers (dynamic)', dynamic=True),
+    Param('processing_budget_ms', 150.0, 'WARN when p95 processing time exceeds it (dynamic)',
+          range=POSITIVE, open_low=True, dynamic=True),
+    Param('pipeline_budget_ms', 250.0, 'WARN when p95 stamp-to-publish latency exceeds it (dynamic)',
+          range=POSITIVE, open_low=True, dynamic=True),
+    Param('error_after_violations', 10, 'ERROR after this many consecutive over-budget frames (dynamic)',
+          range=(1, INT64_MAX), dynamic=True),
+    Param('stale_input_s', 2.0, 'ERROR when no frame arrived for this long (dynamic)',
+          range=POSITIVE, open_low=True, dynamic=True),
+    Param('no_input_warn_s', 5.0, 'WARN when no frame arrived since start for this long (dynamic)',
+          range=POSITIVE, open_low=True, dynamic=True),
+    Param('diagnostics_period_s', 1.0, 'period of /diagnostics', range=POSITIVE, open_low=True),
+    Param('stats_window', 100, 'frames in the latency percentile window', range=(1, INT64_MAX)),
+])
+
+
+def validate(values: Dict[str, object], classes: Optional[Sequence[str]] = None) -> List[str]:
+    """Problems with a set of parameter values (names included); empty when all are valid.
+    With the bundle's ``classes``, also checks ``class_filter`` against them."""
+    problems = TABLE.problems(values)
+    if classes is not None and 'class_filter' in values and not problems:
+        unknown = [c for c in non_empty(values['class_filter']) if c not in classes]
+        if unknown:
+            problems.append(f'class_filter: unknown class(es) {unknown}; the bundle has '
+                            f'{len(classes)} classes, e.g. {list(classes)[:8]}')
+    return problems
