@@ -48,7 +48,9 @@ def label_info_msg(class_names: Sequence[str], threshold: float, header=None):
 
 
 def diagnostic_array(statuses: Sequence, stamp) -> object:
-    """``diagnostic_msgs/DiagnosticArray`` from (name, hardware_id, HealthReport) tuples."""
+    """``diagnostic_msgs/DiagnosticArray`` from (name, hardware_id, report) tuples, a report being
+    a :class:`~aiat_perception.pipeline_health.HealthReport` (level 0..3, message, (key, value)
+    pairs; float values written with 6 significant digits). The one diagnostics builder."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
     array = DiagnosticArray()
@@ -59,7 +61,8 @@ def diagnostic_array(statuses: Sequence, stamp) -> object:
         status.name = name
         status.hardware_id = hardware_id
         status.message = report.message
-        status.values = [KeyValue(key=k, value=v) for k, v in report.values]
+        status.values = [KeyValue(key=k, value=f'{v:.6g}' if isinstance(v, float) else str(v))
+                         for k, v in report.values]
         array.status.append(status)
     return array
 
@@ -67,15 +70,6 @@ def diagnostic_array(statuses: Sequence, stamp) -> object:
 def diagnostic_values(status) -> dict:
     return {kv.key: kv.value for kv in status.values}
 
-
-def level_of(status) -> int:
-    level = status.level
-    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
-
-
-def optional_float(text: str) -> Optional[float]:
-    value = float(text)
-    return None if np.isnan(value) else value
 
 
 def labeled_boxes_from_msg(msg, min_score: float = 0.0) -> list:

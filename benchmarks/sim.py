@@ -29,6 +29,7 @@ import pybullet_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aiat_perception.class_names import parse_aliases  # noqa: E402
 from aiat_perception.sim.scenario import load_scenario, resolve_scenario  # noqa: E402
 from aiat_perception.sim.world import SimWorld  # noqa: E402
 
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     world.close()
     if args.bundle:
         result['detector'] = detector_recall(args.bundle, args.eval_frames,
-                                             dict(a.split(':', 1) for a in args.alias))
+                                             parse_aliases(args.alias, '--alias'))
     print(json.dumps(_finite(result), indent=1))
     return 0
 

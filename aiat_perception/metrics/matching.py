@@ -18,6 +18,8 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from aiat_perception.class_names import rename
+
 
 @dataclass
 class LabeledBox:
@@ -231,7 +233,7 @@ def filter_classes(boxes: Iterable[LabeledBox], classes: Sequence[str] = (),
     """Rename classes through ``aliases`` and keep those in ``classes`` (all when empty)."""
     out = []
     for b in boxes:
-        cls = (aliases or {}).get(b.class_id, b.class_id)
+        cls = rename(b.class_id, aliases)
         if not classes or cls in classes:
             out.append(LabeledBox(b.box, cls, b.score, b.id))
     return out

@@ -5,10 +5,12 @@ import math
 from typing import Dict, List, Optional, Sequence
 
 from aiat_perception.parameters import INT64_MAX, Param, ParameterTable, non_empty
+from aiat_perception.pipeline_health import HealthThresholds
 
 THRESHOLD_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations',
                   'stale_input_s', 'no_input_warn_s')
 POSITIVE = (0.0, math.inf)
+HEALTH = HealthThresholds()     # the health defaults are defined once, in pipeline_health
 
 TABLE = ParameterTable('camera_detector', [
     Param('bundle_path', '', 'model bundle directory; empty = pretrained COCO bundle in the cache'),
@@ -27,15 +29,20 @@ TABLE = ParameterTable('camera_detector', [
     Param('max_detections', -1, 'detections per image; < 0 = the bundle default (dynamic)', dynamic=True),
     Param('class_filter', [''], 'publish only these class names; empty = all (dynamic)', dynamic=True),
     Param('debug_image', True, 'publish detections/image while it has subscribers (dynamic)', dynamic=True),
-    Param('processing_budget_ms', 150.0, 'WARN when p95 processing time exceeds it (dynamic)',
+    Param('processing_budget_ms', HEALTH.processing_budget_ms,
+          'WARN when p95 processing time exceeds it (dynamic)',
           range=POSITIVE, open_low=True, dynamic=True),
-    Param('pipeline_budget_ms', 250.0, 'WARN when p95 stamp-to-publish latency exceeds it (dynamic)',
+    Param('pipeline_budget_ms', HEALTH.pipeline_budget_ms,
+          'WARN when p95 stamp-to-publish latency exceeds it (dynamic)',
           range=POSITIVE, open_low=True, dynamic=True),
-    Param('error_after_violations', 10, 'ERROR after this many consecutive over-budget frames (dynamic)',
+    Param('error_after_violations', HEALTH.error_after_violations,
+          'ERROR after this many consecutive over-budget frames (dynamic)',
           range=(1, INT64_MAX), dynamic=True),
-    Param('stale_input_s', 2.0, 'ERROR when no frame arrived for this long (dynamic)',
+    Param('stale_input_s', HEALTH.stale_input_s,
+          'ERROR when no frame arrived for this long (dynamic)',
           range=POSITIVE, open_low=True, dynamic=True),
-    Param('no_input_warn_s', 5.0, 'WARN when no frame arrived since start for this long (dynamic)',
+    Param('no_input_warn_s', HEALTH.no_input_warn_s,
+          'WARN when no frame arrived since start for this long (dynamic)',
           range=POSITIVE, open_low=True, dynamic=True),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics', range=POSITIVE, open_low=True),
     Param('stats_window', 100, 'frames in the latency percentile window', range=(1, INT64_MAX)),
