@@ -12,6 +12,11 @@ Topics (relative, remap as needed):
        label_info (vision_msgs/LabelInfo, transient local)
        ~/latency (std_msgs/Float64MultiArray), /diagnostics (diagnostic_msgs/DiagnosticArray)
 Parameters: config/camera_detector.yaml documents each one.
+
+Every input is untrusted: whatever converting or decoding a frame raises, the frame is counted as
+malformed (with its reason in /diagnostics) and the node goes on; only an exception from the model
+on a good frame counts as failed. Frames lost before they reach the node are counted from gaps in
+each publisher's DDS sequence numbers (``lost_source``).
 """
 from __future__ import annotations
 
@@ -22,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from aiat_perception.latest_slot import LatestSlot
-from aiat_perception.msg_conversions import (MessageFormatError, compressed_image_to_numpy,
-                                             image_to_numpy, numpy_to_image)
+from aiat_perception.msg_conversions import (DEFAULT_MAX_PIXELS, MessageFormatError,
+                                             compressed_image_to_numpy, image_to_numpy,
+                                             numpy_to_image)
 from aiat_perception.nodes.common import ParameterError, latched_qos, run_node, sensor_qos
-from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth
+from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth, SequenceGaps
 
 LATENCY_LABELS = ('stamp_s', 'pipeline_ms', 'processing_ms', 'preprocess_ms', 'inference_ms',
                   'decode_ms', 'detections')
@@ -51,12 +57,19 @@ PARAMETERS = {
     'no_input_warn_s': (5.0, 'WARN when no frame arrived since start for this long (dynamic)'),
     'diagnostics_period_s': (1.0, 'period of /diagnostics'),
     'stats_window': (100, 'frames in the latency percentile window'),
+    'problem_window_s': (10.0, 'malformed, failed and lost frames make the level WARN for this long'),
+    'lost_warn_fraction': (0.01, 'WARN when more than this share of the window\'s frames was lost (dynamic)'),
+    'lost_source': ('auto', 'how lost frames are counted: auto, publication_sequence, '
+                            'message_lost_event or none'),
+    'max_decoded_pixels': (0, 'largest input image in pixels (width x height); 0 = automatic: '
+                              '4x the first valid frame, at most DEFAULT_MAX_PIXELS'),
 }
+LOST_SOURCES = ('auto', 'publication_sequence', 'message_lost_event', 'none')
 DYNAMIC = {'score_threshold', 'nms_iou_threshold', 'max_detections', 'class_filter', 'debug_image',
            'processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations', 'stale_input_s',
-           'no_input_warn_s'}
+           'no_input_warn_s', 'lost_warn_fraction'}
 THRESHOLD_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations',
-                  'stale_input_s', 'no_input_warn_s')
+                  'stale_input_s', 'no_input_warn_s', 'lost_warn_fraction')
 
 
 def validate(values: dict, classes=None) -> list:
@@ -75,6 +88,14 @@ def validate(values: dict, classes=None) -> list:
         problems.append(f'diagnostics_period_s: must be > 0, got {values["diagnostics_period_s"]}')
     if values.get('stats_window', 1) < 1:
         problems.append(f'stats_window: must be >= 1, got {values["stats_window"]}')
+    if not values.get('problem_window_s', 1.0) > 0:
+        problems.append(f'problem_window_s: must be > 0, got {values["problem_window_s"]}')
+    if values.get('lost_source', 'auto') not in LOST_SOURCES:
+        problems.append(f'lost_source: must be one of {", ".join(LOST_SOURCES)}, '
+                        f'not {values["lost_source"]!r}')
+    if values.get('max_decoded_pixels', 0) < 0:
+        problems.append(f'max_decoded_pixels: must be >= 0 (0 = automatic), '
+                        f'got {values["max_decoded_pixels"]}')
     thresholds = {k: values[k] for k in THRESHOLD_KEYS if k in values}
     problems += [p.replace(' must', ': must', 1) for p in HealthThresholds(**thresholds).problems()
                  if p.split(' ')[0] in thresholds]
@@ -93,6 +114,20 @@ def resolve_bundle_path(value: str) -> Path:
     return cache_dir('bundles') / 'nanodet-coco-416'
 
 
+def automatic_pixel_limit(first_frame_pixels: int) -> int:
+    """max_decoded_pixels = 0: 4x the first valid frame (the camera's size), within the module cap."""
+    if first_frame_pixels <= 0:
+        return DEFAULT_MAX_PIXELS
+    return min(4 * first_frame_pixels, DEFAULT_MAX_PIXELS)
+
+
+def publisher_source(info) -> object:
+    """The publisher a MessageInfo came from (its GID), or None where rclpy does not say."""
+    gid = info.get('publisher_gid')
+    data = gid.get('data') if isinstance(gid, dict) else None
+    return bytes(data) if data is not None else None
+
+
 def make_node():
     from diagnostic_msgs.msg import DiagnosticArray
     from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -101,6 +136,12 @@ def make_node():
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import Float64MultiArray, MultiArrayDimension
     from vision_msgs.msg import Detection2DArray, LabelInfo
+
+    from rclpy.subscription import Subscription
+    try:
+        from rclpy import event_handler as events
+    except ImportError:  # rclpy before Iron (Humble)
+        from rclpy import qos_event as events
 
     from aiat_perception.draw import draw_boxes
     from aiat_perception.inference import BundleError, Detector
@@ -135,16 +176,14 @@ def make_node():
             self.apply_detector_settings(p)
             self.health = PipelineHealth(
                 thresholds=HealthThresholds(**{k: p[k] for k in THRESHOLD_KEYS}),
-                window=p['stats_window'], start_time=time.monotonic())
+                window=p['stats_window'], start_time=time.monotonic(),
+                problem_window_s=p['problem_window_s'])
             self.add_on_set_parameters_callback(self.on_set_parameters)
 
             self.slot = LatestSlot()
             self.debug_images = 0
-            qos = sensor_qos(p['reliability'])
-            if p['compressed']:
-                self.create_subscription(CompressedImage, 'image/compressed', self.on_frame, qos)
-            else:
-                self.create_subscription(Image, 'image', self.on_frame, qos)
+            self.first_frame_pixels = 0
+            self.subscribe_input(p)
             self.pub_detections = self.create_publisher(Detection2DArray, 'detections', 10)
             self.pub_debug = self.create_publisher(Image, 'detections/image', sensor_qos('reliable'))
             self.pub_latency = self.create_publisher(Float64MultiArray, '~/latency', 10)
@@ -161,6 +200,36 @@ def make_node():
             self.worker.start()
             self.get_logger().info(f'{self.detector!r} ready; input '
                                    f'{"image/compressed" if p["compressed"] else "image"} ({p["reliability"]})')
+
+        def subscribe_input(self, p):
+            """The input subscription, with lost-frame counting as ``lost_source`` asks: gaps in each
+            publisher's DDS sequence numbers (rclpy >= Iron passes them to two-argument callbacks),
+            else the RMW's message-lost event (Fast DDS reports only some losses: see README)."""
+            msg_type, topic = (CompressedImage, 'image/compressed') if p['compressed'] \
+                else (Image, 'image')
+            self.sequence_gaps = SequenceGaps()
+            self.lost_counting = 'none'   # which source counted lost frames so far (diagnostics)
+            callback = self.on_frame
+            if p['lost_source'] in ('auto', 'publication_sequence') and \
+                    hasattr(Subscription, 'CallbackType'):
+                callback = self.on_frame_with_info
+            event_callbacks = None
+            if p['lost_source'] in ('auto', 'message_lost_event'):
+                try:
+                    event_callbacks = events.SubscriptionEventCallbacks(
+                        message_lost=self.on_message_lost)
+                except TypeError:  # an rclpy without the message-lost event
+                    pass
+            qos = sensor_qos(p['reliability'])
+            try:
+                self.create_subscription(msg_type, topic, callback, qos,
+                                         event_callbacks=event_callbacks)
+            except getattr(events, 'UnsupportedEventTypeError', ()):  # an RMW without the event
+                self.create_subscription(msg_type, topic, callback, qos)
+
+        def pixel_limit(self) -> int:
+            limit = self.settings['max_decoded_pixels']
+            return limit if limit > 0 else automatic_pixel_limit(self.first_frame_pixels)
 
         def apply_detector_settings(self, p):
             post = self.detector.bundle.postprocess
@@ -196,24 +265,50 @@ def make_node():
             return SetParametersResult(successful=True)
 
         # --- input: cheap, never blocks on the model ---------------------------------------
+        def on_frame_with_info(self, msg, info):
+            number = info.get('publication_sequence_number') if isinstance(info, dict) else None
+            if isinstance(number, int) and 0 < number < 2 ** 63:  # None/0: the RMW gives none
+                self.lost_counting = 'publication_sequence'
+                self.health.record_lost(self.sequence_gaps.observe(publisher_source(info), number),
+                                        time.monotonic())
+            self.on_frame(msg)
+
+        def on_message_lost(self, info):
+            if self.lost_counting != 'publication_sequence' or \
+                    self.settings['lost_source'] == 'message_lost_event':
+                self.lost_counting = 'message_lost_event'
+                self.health.record_lost(int(info.total_count_change), time.monotonic())
+
         def on_frame(self, msg):
-            self.health.record_input(time.monotonic())
+            now = time.monotonic()
+            self.health.record_input(now)
             try:
                 if isinstance(msg, CompressedImage):
                     frame = msg  # decoded in the worker: decoding costs milliseconds
                 else:
-                    image = image_to_numpy(msg)
                     if msg.encoding not in DETECTOR_ENCODINGS:
                         raise MessageFormatError('Image', 'encoding',
-                                                 f'{msg.encoding!r} is not a colour or mono8 image '
+                                                 f'{msg.encoding!r:.40} is not a colour or mono8 image '
                                                  f'(accepted: {", ".join(DETECTOR_ENCODINGS)})')
-                    frame = (msg, image)
-            except MessageFormatError as exc:
-                self.health.record_malformed(str(exc))
-                self.get_logger().warn(f'skipping malformed frame: {exc}', throttle_duration_sec=5.0)
+                    pixels, limit = int(msg.width) * int(msg.height), self.pixel_limit()
+                    if pixels > limit:
+                        raise MessageFormatError('Image', 'height/width',
+                                                 f'{msg.width}x{msg.height} = {pixels} pixels, over '
+                                                 f'the limit {limit} (max_decoded_pixels)')
+                    frame = (msg, image_to_numpy(msg))
+                    self.first_frame_pixels = self.first_frame_pixels or pixels
+            except Exception as exc:  # whatever a frame makes the conversion raise, it is bad input
+                self.reject(exc, now)
                 return
             if self.slot.put(frame):
-                self.health.record_drop()
+                self.health.record_drop(now=now)
+
+        def reject(self, exc, now):
+            reason = str(exc) if isinstance(exc, MessageFormatError) \
+                else f'{type(exc).__name__}: {exc}'
+            self.health.record_malformed(reason[:300], now)
+            self.get_logger().warn(f'skipping malformed frame: {reason[:300]}',
+                                   throttle_duration_sec=5.0)
 
         # --- worker: newest frame only --------------------------------------------------------
         def work(self):
@@ -221,25 +316,32 @@ def make_node():
                 frame = self.slot.take(timeout=0.2)
                 if frame is None:
                     continue
+                start = time.perf_counter()
                 try:
-                    self.process(frame)
-                except MessageFormatError as exc:
-                    self.health.record_malformed(str(exc))
-                    self.get_logger().warn(f'skipping malformed frame: {exc}', throttle_duration_sec=5.0)
+                    msg, image, encoding = self.decode(frame)
+                except Exception as exc:  # an undecodable frame is malformed input, whatever raised
+                    self.reject(exc, time.monotonic())
+                    continue
+                try:
+                    self.process(msg, image, encoding, start)
                 except Exception as exc:  # keep running; the failure is counted and reported
                     if not self.context.ok():
                         break  # shutting down: publishers are gone
-                    self.health.record_failure(f'{type(exc).__name__}: {exc}')
+                    self.health.record_failure(f'{type(exc).__name__}: {exc}', time.monotonic())
                     self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
 
-        def process(self, frame):
-            start = time.perf_counter()
-            if isinstance(frame, CompressedImage):
-                msg = frame
-                image, encoding = compressed_image_to_numpy(msg)
-            else:
+        def decode(self, frame):
+            if not isinstance(frame, CompressedImage):
                 msg, image = frame
-                encoding = msg.encoding
+                return msg, image, msg.encoding
+            image, encoding = compressed_image_to_numpy(frame, max_pixels=self.pixel_limit())
+            if encoding not in DETECTOR_ENCODINGS:
+                raise MessageFormatError('CompressedImage', 'data',
+                                         f'decoded to {encoding}, not a colour or mono8 image')
+            self.first_frame_pixels = self.first_frame_pixels or image.shape[0] * image.shape[1]
+            return frame, image, encoding
+
+        def process(self, msg, image, encoding, start):
             dets = self.detector.detect_one(image, encoding)
             keep = np.ones(len(dets), dtype=bool)
             labels = dets.labels
@@ -277,6 +379,8 @@ def make_node():
         def publish_diagnostics(self):
             report = self.health.report(time.monotonic())
             report.values.append(('debug_images_published', str(self.debug_images)))
+            report.values.append(('lost_source', self.lost_counting))
+            report.values.append(('max_decoded_pixels', str(self.pixel_limit())))
             report.values.append(('bundle', str(self.detector.bundle.path)))
             report.values.append(('backend', f'{self.detector.backend.name} on {self.detector.backend.device}'))
             self.pub_diagnostics.publish(diagnostic_array(
