@@ -48,8 +48,9 @@ TABLE = ParameterTable('camera_detector', [
     Param('stats_window', 100, 'frames in the latency percentile window', range=(1, INT64_MAX)),
     Param('problem_window_s', 10.0, 'malformed, failed and lost frames make the level WARN for this long',
           range=POSITIVE, open_low=True),
-    Param('lost_warn_fraction', 0.01, "WARN when more than this share of the window's frames was lost "
-          '(dynamic)', range=(0.0, 1.0), dynamic=True),
+    Param('lost_warn_fraction', HEALTH.lost_warn_fraction,
+          "WARN when more than this share of the window's frames was lost (dynamic)",
+          range=(0.0, 1.0), dynamic=True),
     Param('lost_source', 'auto', 'how lost frames are counted: auto, publication_sequence, '
           'message_lost_event or none',
           choices=('auto', 'publication_sequence', 'message_lost_event', 'none')),
