@@ -34,6 +34,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_latency*',
         'test_matching*',
         'test_class_names*',
+        'test_yaml_section*',
         'test_launch_graph*',
         'test_preprocess*',
         'test_package_layout*',
