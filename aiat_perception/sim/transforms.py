@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from aiat_perception.static_transforms import invert, matrix_to_quaternion  # noqa: F401 (invert: for sim users)
+from aiat_perception.static_transforms import invert, matrix_to_quaternion  # noqa: F401 (invert: sim API)
 
 # Rotation taking optical-frame vectors into the camera body frame (x fwd, y left, z up).
 R_BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0],
