@@ -11,7 +11,7 @@ from typing import Dict, Iterable, Mapping, Optional
 
 # Common names in driving data sets for a COCO class (keys normalised).
 COMMON_ALIASES: Dict[str, str] = {
-    'pedestrian': 'person', 'people': 'person', 'rider': 'person',
+    'pedestrian': 'person', 'people': 'person', 'rider': 'person', 'person sitting': 'person',
     'bike': 'bicycle', 'cyclist': 'bicycle',
     'motorbike': 'motorcycle', 'motor': 'motorcycle',
     'aeroplane': 'airplane', 'sofa': 'couch', 'tvmonitor': 'tv', 'diningtable': 'dining table',

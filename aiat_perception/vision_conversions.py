@@ -71,7 +71,6 @@ def diagnostic_values(status) -> dict:
     return {kv.key: kv.value for kv in status.values}
 
 
-
 def labeled_boxes_from_msg(msg, min_score: float = 0.0) -> list:
     """:class:`~aiat_perception.metrics.matching.LabeledBox` es from a Detection2DArray (best
     hypothesis per detection); malformed entries (no hypothesis, negative size, non-finite numbers)

@@ -11,7 +11,7 @@ from aiat_perception.node_params.iou_monitor import TABLE
 def test_normalize_and_common_aliases():
     assert normalize(' Traffic_Light ') == 'traffic light' and normalize('stop-sign') == 'stop sign'
     assert canonical('Pedestrian') == 'person' and canonical('TrafficLight') == 'traffic light'
-    assert canonical('truck') == 'truck'
+    assert canonical('truck') == 'truck' and canonical('Person_sitting') == 'person'
     assert canonical('truck', {'truck': 'car'}) == 'car'
 
 
