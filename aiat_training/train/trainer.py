@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -410,10 +410,17 @@ class Trainer:
             image = draw_detections(s.load_image(), metrics['_detections'][k], s.boxes, self.class_names)
             w.add_image(f'val_images/{k}', np.ascontiguousarray(image), step, dataformats='HWC')
 
-    def fit(self, resume: bool = False, stop_after_epoch: Optional[int] = None) -> dict:
+    def fit(self, resume: bool = False, stop_after_epoch: Optional[int] = None,
+            on_epoch_end: Optional[Callable[[dict], bool]] = None) -> dict:
         """Train to ``schedule.epochs``; ``stop_after_epoch`` ends early after that epoch's
-        checkpoint (as a kill would; the schedule still spans all epochs)."""
+        checkpoint (as a kill would; the schedule still spans all epochs). ``on_epoch_end(record)``
+        is called with each epoch's history record (``val_mAP`` when validated) after its checkpoint;
+        a true return stops training there (``stopped_early`` in the summary): the hyperparameter
+        search's pruning. Single process only (not under torchrun)."""
         cfg = self.cfg
+        if on_epoch_end is not None and self.dist.enabled:
+            raise ValueError('on_epoch_end: not supported under torchrun (one process per trial)')
+        stopped_early = False
         if resume:
             self.resume()
         if self.dist.is_main:
@@ -485,11 +492,15 @@ class Trainer:
                 bar.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
             if self.dist.enabled:
                 torch.distributed.barrier()
+            if on_epoch_end is not None and on_epoch_end(dict(record)):
+                stopped_early = True
+                break
         bar.close()
         if self.writer:
             self.writer.close()
         steps = self.iteration - start_iteration
         return {'epochs': self.epoch, 'iterations': self.iteration, 'best_mAP': self.best_metric,
+                'stopped_early': stopped_early,
                 'history': self.history, 'seconds': time.perf_counter() - run_start,
                 'images_per_second': steps * cfg.train.batch_size * self.dist.world_size
                 / max(time.perf_counter() - run_start, 1e-9),
