@@ -13,8 +13,8 @@ import torch
 from torchvision.ops import box_iou
 
 from .assigner import atss_assign
-from .cells import (DEFAULT_CELL_OFFSET, DEFAULT_STRIDES, boxes_to_distances, cell_layout,
-                    distances_to_boxes, expected_distances)
+from .cells import DEFAULT_CELL_OFFSET, DEFAULT_STRIDES, boxes_to_distances, cell_layout
+from .cells import distances_to_boxes, expected_distances
 from .losses import distribution_focal_loss, giou_loss, quality_focal_loss
 
 
