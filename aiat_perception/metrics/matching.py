@@ -179,13 +179,12 @@ def match_frame(detections: Sequence[LabeledBox], ground_truth: Sequence[Labeled
     return FrameResult(m.pairs(scores), len(detections), len(ground_truth))
 
 
-@dataclass
 class _Totals:
-    frames: int = 0
-    tp: int = 0
-    detections: int = 0
-    ground_truth: int = 0
-    iou_sum: float = 0.0
+    """Pooled counts over frames (TP/FP/FN summed, IoU summed over matched pairs)."""
+
+    def __init__(self):
+        self.frames = self.tp = self.detections = self.ground_truth = 0
+        self.iou_sum = 0.0
 
     def add(self, r: FrameResult, sign: int = 1):
         self.frames += sign
