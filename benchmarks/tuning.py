@@ -35,7 +35,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aiat_training.train.synthetic import write_synthetic_kitti  # noqa: E402
+from aiat_training.data.synthetic import write_synthetic_kitti  # noqa: E402
 
 
 def base_config(data_root: Path, size: int, epochs: int, iters: int, out: Path) -> dict:

@@ -33,6 +33,8 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_decode*',
         'test_latency*',
         'test_matching*',
+        'test_class_names*',
+        'test_yaml_section*',
         'test_launch_graph*',
         'test_preprocess*',
         'test_package_layout*',

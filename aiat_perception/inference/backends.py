@@ -40,14 +40,16 @@ class Backend(ABC):
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
+        self._inputs: Dict[str, TensorInfo] = {}     # filled by each backend from its model
+        self._outputs: Dict[str, TensorInfo] = {}
 
     @property
-    @abstractmethod
-    def inputs(self) -> Dict[str, TensorInfo]: ...
+    def inputs(self) -> Dict[str, TensorInfo]:
+        return self._inputs
 
     @property
-    @abstractmethod
-    def outputs(self) -> Dict[str, TensorInfo]: ...
+    def outputs(self) -> Dict[str, TensorInfo]:
+        return self._outputs
 
     @abstractmethod
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
@@ -166,14 +168,6 @@ class OnnxRuntimeBackend(Backend):
             else:
                 providers.append(p)
         return providers
-
-    @property
-    def inputs(self) -> Dict[str, TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Dict[str, TensorInfo]:
-        return self._outputs
 
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         results = self.session.run(self._output_names, {self._input_name: batch})

@@ -5,10 +5,17 @@ import math
 from typing import Dict, List, Optional, Sequence
 
 from aiat_perception.parameters import INT64_MAX, Param, ParameterTable, non_empty
+from aiat_perception.pipeline_health import HealthThresholds
 
 THRESHOLD_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations',
                   'stale_input_s', 'no_input_warn_s', 'lost_warn_fraction')
 POSITIVE = (0.0, math.inf)
+HEALTH = HealthThresholds()     # the health defaults are defined once, in pipeline_health
+
+
+def _health(key: str, description: str, range=POSITIVE, open_low: bool = True) -> Param:
+    return Param(key, getattr(HEALTH, key), description, range=range, open_low=open_low, dynamic=True)
+
 
 TABLE = ParameterTable('camera_detector', [
     Param('bundle_path', '', 'model bundle directory; empty = pretrained COCO bundle in the cache'),
@@ -27,22 +34,18 @@ TABLE = ParameterTable('camera_detector', [
     Param('max_detections', -1, 'detections per image; < 0 = the bundle default (dynamic)', dynamic=True),
     Param('class_filter', [''], 'publish only these class names; empty = all (dynamic)', dynamic=True),
     Param('debug_image', True, 'publish detections/image while it has subscribers (dynamic)', dynamic=True),
-    Param('processing_budget_ms', 150.0, 'WARN when p95 processing time exceeds it (dynamic)',
-          range=POSITIVE, open_low=True, dynamic=True),
-    Param('pipeline_budget_ms', 250.0, 'WARN when p95 stamp-to-publish latency exceeds it (dynamic)',
-          range=POSITIVE, open_low=True, dynamic=True),
-    Param('error_after_violations', 10, 'ERROR after this many consecutive over-budget frames (dynamic)',
-          range=(1, INT64_MAX), dynamic=True),
-    Param('stale_input_s', 2.0, 'ERROR when no frame arrived for this long (dynamic)',
-          range=POSITIVE, open_low=True, dynamic=True),
-    Param('no_input_warn_s', 5.0, 'WARN when no frame arrived since start for this long (dynamic)',
-          range=POSITIVE, open_low=True, dynamic=True),
+    _health('processing_budget_ms', 'WARN when p95 processing time exceeds it (dynamic)'),
+    _health('pipeline_budget_ms', 'WARN when p95 stamp-to-publish latency exceeds it (dynamic)'),
+    _health('error_after_violations', 'ERROR after this many consecutive over-budget frames (dynamic)',
+            range=(1, INT64_MAX), open_low=False),
+    _health('stale_input_s', 'ERROR when no frame arrived for this long (dynamic)'),
+    _health('no_input_warn_s', 'WARN when no frame arrived since start for this long (dynamic)'),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics', range=POSITIVE, open_low=True),
     Param('stats_window', 100, 'frames in the latency percentile window', range=(1, INT64_MAX)),
     Param('problem_window_s', 10.0, 'malformed, failed and lost frames make the level WARN for this long',
           range=POSITIVE, open_low=True),
-    Param('lost_warn_fraction', 0.01, "WARN when more than this share of the window's frames was lost "
-          '(dynamic)', range=(0.0, 1.0), dynamic=True),
+    _health('lost_warn_fraction', "WARN when more than this share of the window's frames was lost (dynamic)",
+            range=(0.0, 1.0), open_low=False),
     Param('lost_source', 'auto', 'how lost frames are counted: auto, publication_sequence, '
           'message_lost_event or none',
           choices=('auto', 'publication_sequence', 'message_lost_event', 'none')),

@@ -4,24 +4,11 @@ from __future__ import annotations
 import math
 from typing import Dict, List
 
-from aiat_perception.parameters import INT64_MAX, Param, ParameterError, ParameterTable
+from aiat_perception.class_names import parse_aliases  # noqa: F401 (the node and tests use it from here)
+from aiat_perception.parameters import INT64_MAX, Param, ParameterTable
 
 METRICS = ('recall', 'mean_iou', 'precision')
 UNIT = (0.0, 1.0)
-
-
-def parse_aliases(items) -> Dict[str, str]:
-    """``['from:to' | 'from=to', ...]`` (blanks ignored) -> ``{from: to}``."""
-    aliases = {}
-    for item in items:
-        if not item:
-            continue
-        # 'from=to' needs no quotes on a --ros-args command line
-        src, sep, dst = item.partition('=' if '=' in item else ':')
-        if not sep or not src or not dst:
-            raise ParameterError(f"class_aliases: expected 'from:to' or 'from=to', got {item!r}")
-        aliases[src] = dst
-    return aliases
 
 
 def thresholds(p) -> Dict[str, float]:
@@ -47,7 +34,7 @@ def _check(p) -> List[str]:
                 for key in METRICS if p[f'error_{key}'] > p[f'warn_{key}']]
     try:
         parse_aliases(p['class_aliases'])
-    except ParameterError as exc:
+    except ValueError as exc:
         problems.append(str(exc))
     return problems
 

@@ -44,10 +44,13 @@ class OutputRecorder:
                                  QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
     def on_msg(self, msg) -> None:
-        from aiat_perception.vision_conversions import msg_to_detections
+        from aiat_perception.vision_conversions import labeled_boxes_from_msg
         now = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        boxes, scores, labels = msg_to_detections(msg)
+        found = labeled_boxes_from_msg(msg)      # malformed entries are left out
+        boxes = np.array([b.box for b in found], np.float64).reshape(-1, 4)
+        scores = np.array([b.score for b in found], np.float64)
+        labels = [b.class_id for b in found]
         with self.lock:
             self.count += 1
             self.events.append((stamp, now))

@@ -199,7 +199,7 @@ def test_study_two_workers_sqlite_resume_and_best_config_fits(tmp_path, capsys):
     import optuna
 
     from aiat_training.cli.train import main
-    from aiat_training.train.synthetic import write_synthetic_kitti
+    from aiat_training.data.synthetic import write_synthetic_kitti
 
     data_root = write_synthetic_kitti(tmp_path / 'data', num_images=12, width=128, height=96, seed=5)
     cfg_path = _fit_config(tmp_path, data_root)
@@ -253,7 +253,7 @@ def test_trainer_epoch_hook_sees_validation_and_can_stop(tmp_path):
     from aiat_training.data.loader import TrainingDataset
     from aiat_training.train.config import fit_config_from_dict
     from aiat_training.train.data_setup import read_splits
-    from aiat_training.train.synthetic import write_synthetic_kitti
+    from aiat_training.data.synthetic import write_synthetic_kitti
     from aiat_training.train.trainer import Trainer
 
     data_root = write_synthetic_kitti(tmp_path / 'data', num_images=8, width=96, height=64, seed=1)
