@@ -41,8 +41,11 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from aiat_perception.draw import draw_boxes
+from aiat_perception.engine.builder import EngineBuildError
 from aiat_perception.engine.cache import EngineMissing, default_cache_root, ort_tensorrt_cache_dir
+from aiat_perception.engine.cuda_api import CudaError
 from aiat_perception.engine.metadata import EngineMismatch
+from aiat_perception.engine.trt_api import TensorRTUnavailable
 from aiat_perception.gpu_load import GpuLoad, diagnostic_values
 from aiat_perception.inference import BundleError, Detector
 from aiat_perception.inference.backends import BackendUnavailable
@@ -152,8 +155,15 @@ class CameraDetector(Node):
             self.detector = Detector(bundle, backend=plan.backend, **plan.options)
         except EngineMissing as exc:
             raise ParameterError(f'build_engine_if_missing: false and {exc}') from exc
-        except (BundleError, FileNotFoundError, EngineMismatch, BackendUnavailable) as exc:
+        except (BundleError, FileNotFoundError, EngineMismatch) as exc:
             raise ParameterError(f'{name}: {exc}') from exc
+        except (BackendUnavailable, TensorRTUnavailable) as exc:
+            raise ParameterError(f'backend: {plan.backend} requested but it cannot run here: {exc}') from exc
+        except CudaError as exc:
+            raise ParameterError(f'device_id: GPU {p["device_id"]} cannot be used: {exc}') from exc
+        except EngineBuildError as exc:
+            raise ParameterError(f'engine_precision: building the {p["engine_precision"]} engine failed '
+                                 f'({exc}); build it with aiat-engine build to see every message') from exc
         problem = used_device_problem(plan, self.detector.backend.device)
         if problem:
             self.detector.close()
@@ -176,7 +186,8 @@ class CameraDetector(Node):
         source = p['gpu_load_source']
         if source == 'none':
             return None
-        reader = GpuLoad(device_index=p['device_id'], sources=None if source == 'auto' else [source])
+        reader = GpuLoad(device_index=p['device_id'], sources=None if source == 'auto' else [source],
+                         interval_ms=max(100, int(p['diagnostics_period_s'] * 1000)))  # tegrastats' pace
         if reader.available:
             self.get_logger().info(f'GPU load from {reader.source} (GPU {p["device_id"]})')
             return reader
