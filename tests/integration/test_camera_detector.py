@@ -183,12 +183,14 @@ def await_status(test_node, collect, count=2, timeout=60):
     return collect.latest_values()
 
 
-def test_device_cpu_runs_and_diagnostics_report_it_without_gpu_keys(test_node, detector):
+@pytest.mark.parametrize('device', ['cpu', 'auto'])
+def test_device_runs_and_diagnostics_report_it_without_gpu_keys(test_node, detector, device):
     collect = Collector(test_node, images=False)
-    detector(device='cpu', diagnostics_period_s=0.5)
+    detector(device=device, diagnostics_period_s=0.5)
     values = await_status(test_node, collect)
-    assert values['device'] == 'cpu' and values['device_requested'] == 'cpu'
-    assert values['backend'] == 'onnxruntime on cpu'
+    resolved = 'cpu' if device == 'cpu' else expected_auto_device()
+    assert values['device'].split(':')[0] == resolved and values['device_requested'] == device, values
+    assert values['backend'].startswith(f'onnxruntime on {resolved}')
     source, problems = gpu_load_here()
     if source is not None:
         pytest.skip(f'GPU load is readable here ({source}): the absent-keys check needs a machine without')
