@@ -25,7 +25,7 @@ from aiat_perception.sim.scenario import (MAX_CAMERA_SIDE, MAX_LIDAR_BEAMS,  # n
                                           parse_scenario, scenario_dir)
 
 from .outcomes import Outcomes  # noqa: E402
-from .yaml_text import container_of, mutate_text  # noqa: E402
+from .yaml_text import mutate_fields, mutate_text  # noqa: E402
 
 OUTCOMES = Outcomes(__name__)
 FILES = sorted(scenario_dir().glob('*.yaml'))
@@ -69,27 +69,15 @@ HOSTILE = st.one_of(
     st.integers(20, 40).map(_deep))
 
 
+def _misspelt(draw, key):
+    return draw(st.sampled_from([str(key) + 's', str(key)[:-1], 7, None, True]))
+
+
 @st.composite
 def mutated_scenarios(draw):
     name = draw(st.sampled_from(sorted(DOCS)))
     data = copy.deepcopy(DOCS[name])
-    for _ in range(draw(st.integers(1, 3))):
-        prefix, key = draw(st.sampled_from(PATHS[name]))
-        parent = container_of(data, prefix, key)
-        if parent is None:
-            continue
-        if not isinstance(parent, (dict, list)):  # an earlier mutation left a scalar (str) here
-            continue
-        op = draw(st.sampled_from(['replace', 'replace', 'replace', 'delete', 'rename', 'add']))
-        if op == 'replace':
-            parent[key] = draw(HOSTILE)
-        elif op == 'delete':
-            del parent[key]
-        elif op == 'rename' and isinstance(parent, dict):
-            parent[draw(st.sampled_from([str(key) + 's', str(key)[:-1], 7, None, True]))] = \
-                parent.pop(key)
-        elif op == 'add' and isinstance(parent, dict):
-            parent[draw(st.sampled_from(['extra', 3, None, 2.5]))] = 1
+    mutate_fields(draw, data, PATHS[name], HOSTILE, _misspelt, ['extra', 3, None, 2.5])
     return data
 
 

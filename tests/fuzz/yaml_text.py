@@ -1,7 +1,7 @@
 """Random edits of YAML text, shared by the fuzz tests of the vehicle's YAML readers."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from hypothesis import strategies as st
 
@@ -34,3 +34,26 @@ def container_of(data, prefix, key):
     except (KeyError, IndexError, TypeError):
         return None
     return parent
+
+
+def mutate_fields(draw, data, paths: Sequence[tuple], hostile, rename: Callable, extra_keys: Sequence) -> list:
+    """1-3 edits of the parsed document ``data`` in place at keys drawn from ``paths`` ((prefix, key)
+    pairs): a value replaced by a ``hostile`` one (three times as likely), a key deleted, a dict key
+    renamed to ``rename(draw, key)``, or one of ``extra_keys`` added. Returns the edits as 'op:path'."""
+    mutations = []
+    for _ in range(draw(st.integers(1, 3))):
+        prefix, key = draw(st.sampled_from(paths))
+        parent = container_of(data, prefix, key)
+        if parent is None:
+            continue
+        op = draw(st.sampled_from(['replace', 'replace', 'replace', 'delete', 'rename', 'add']))
+        if op == 'replace':
+            parent[key] = draw(hostile)
+        elif op == 'delete':
+            del parent[key]
+        elif op == 'rename' and isinstance(parent, dict):
+            parent[rename(draw, key)] = parent.pop(key)
+        elif op == 'add' and isinstance(parent, dict):
+            parent[draw(st.sampled_from(list(extra_keys)))] = 1
+        mutations.append(f'{op}:{".".join(map(str, prefix + (key,)))}')
+    return mutations
