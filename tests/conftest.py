@@ -211,6 +211,18 @@ def spin_until(node, predicate, timeout: float, period: float = 0.02) -> bool:
     return False
 
 
+def call_service(node, srv_type, name: str, request, timeout: float = 10.0):
+    """The response of the service ``name`` to ``request``, called from ``node`` (asserts it answers)."""
+    client = node.create_client(srv_type, name)
+    try:
+        assert spin_until(node, client.service_is_ready, timeout), f'{name} not available'
+        future = client.call_async(request)
+        assert spin_until(node, future.done, timeout), f'{name} did not answer'
+        return future.result()
+    finally:
+        node.destroy_client(client)
+
+
 class NodeProcess:
     """A node (or any module) in its own Python process; its output goes to a log file."""
 
