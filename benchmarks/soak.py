@@ -37,6 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.ros_domain import claim_ros_domain  # noqa: E402
+
 
 # --- targets ------------------------------------------------------------------------------------
 def camera_frame(args):
@@ -158,22 +160,6 @@ class Publisher(threading.Thread):
                 next_time = time.perf_counter()
 
 
-def claim_ros_domain() -> str:
-    """A ROS domain id no test session or benchmark on this machine holds (the flock files that
-    tests/conftest.py uses), held until this process exits."""
-    import fcntl
-    for domain in range(101, 0, -1):
-        handle = open(f'/tmp/aiat-ros-domain-{domain}.lock', 'w')
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        claim_ros_domain.handle = handle
-        return str(domain)
-    raise SystemExit('no free ROS domain id')
-
-
 COUNTERS = ('frames_received', 'frames_processed', 'frames_dropped', 'frames_lost',
             'frames_malformed', 'frames_failed')
 
@@ -196,7 +182,8 @@ def main():
 
     from aiat_perception.nodes.common import configure_dds
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID') or claim_ros_domain())
+               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID')
+               or str(claim_ros_domain(range(101, 0, -1), SystemExit)))  # 101 first: outside the tests' 1..100
     os.environ.update(env)
     configure_dds()
     env['FASTDDS_DEFAULT_PROFILES_FILE'] = os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
