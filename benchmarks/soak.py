@@ -21,7 +21,6 @@ probe; the lidar node joins by adding a row.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -37,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.json_out import emit_json  # noqa: E402
 from tests.ros_domain import claim_ros_domain  # noqa: E402
 
 
@@ -329,11 +329,7 @@ def main():
                     'nice': os.nice(0)},
         'notes': args.notes,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + '\n')
+    emit_json(result, args.out)
 
 
 if __name__ == '__main__':
