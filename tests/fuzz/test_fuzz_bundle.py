@@ -23,7 +23,7 @@ from aiat_perception.inference.bundle import (KNOWN_KEYS, MAX_ABS_MEAN,  # noqa:
 from aiat_perception.inference.synthetic import synthetic_meta  # noqa: E402
 
 from .outcomes import Outcomes  # noqa: E402
-from .yaml_text import mutate_fields, mutate_text  # noqa: E402
+from .yaml_text import field_paths, mutate_fields, mutate_text  # noqa: E402
 
 OUTCOMES = Outcomes(__name__)
 SOURCE = Path('/fuzz/bundle/bundle.yaml')
@@ -45,21 +45,7 @@ def _valid() -> dict:
 
 
 VALID = _valid()
-
-
-def _paths(data, prefix=()):
-    """Every (path to a container, key) in the document."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield prefix, key
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield prefix, index
-            yield from _paths(value, prefix + (index,))
-
-
-PATHS = list(_paths(VALID))
+PATHS = list(field_paths(VALID))
 
 
 def _deep(depth):

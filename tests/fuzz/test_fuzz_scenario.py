@@ -25,7 +25,7 @@ from aiat_perception.sim.scenario import (MAX_CAMERA_SIDE, MAX_LIDAR_BEAMS,  # n
                                           parse_scenario, scenario_dir)
 
 from .outcomes import Outcomes  # noqa: E402
-from .yaml_text import mutate_fields, mutate_text  # noqa: E402
+from .yaml_text import field_paths, mutate_fields, mutate_text  # noqa: E402
 
 OUTCOMES = Outcomes(__name__)
 FILES = sorted(scenario_dir().glob('*.yaml'))
@@ -39,18 +39,7 @@ def _report_outcomes():
     OUTCOMES.report()
 
 
-def _paths(data, prefix=()):
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield prefix, key
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield prefix, index
-            yield from _paths(value, prefix + (index,))
-
-
-PATHS = {name: list(_paths(doc)) for name, doc in DOCS.items()}
+PATHS = {name: list(field_paths(doc)) for name, doc in DOCS.items()}
 
 
 def _deep(depth):

@@ -21,6 +21,18 @@ def mutate_text(draw, text: bytes, snippets: Sequence[bytes]) -> bytes:
     return bytes(text)
 
 
+def field_paths(data, prefix=()):
+    """Every (path to a container, key) in the parsed document ``data``."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield prefix, key
+            yield from field_paths(value, prefix + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield prefix, index
+            yield from field_paths(value, prefix + (index,))
+
+
 def container_of(data, prefix, key):
     """The dict or list holding ``key`` at ``prefix`` in ``data``; None when an earlier edit
     removed the path or replaced a container on it by a scalar (a string cannot be edited)."""
