@@ -115,23 +115,24 @@ def image_messages(draw):
     return types.SimpleNamespace(**fields)
 
 
-def _convert(target: str, convert, msg, valid: bool, what: str, accepted: str = ''):
-    """(output, None) of ``convert(msg)``, or (None, the MessageFormatError) when it refused the
-    message (counted for ``target``); ``valid`` (the reference's verdict) must agree."""
+def _convert(target: str, convert, reference, msg, what: str, valid=lambda expected: expected is not None,
+             accepted: str = ''):
+    """(``convert(msg)``, ``reference(msg)``, None), or (None, ``reference(msg)``, the MessageFormatError)
+    when the message was refused (counted for ``target``); ``valid(reference(msg))`` must agree."""
+    expected = reference(msg)
     try:
         out = convert(msg)
     except MessageFormatError as exc:
         OUTCOMES.error(target, exc)
-        assert not valid, f'valid {what} refused: {exc}'
-        return None, exc
-    assert valid, accepted or f'malformed {what} accepted'
-    return out, None
+        assert not valid(expected), f'valid {what} refused: {exc}'
+        return None, expected, exc
+    assert valid(expected), accepted.format(expected) or f'malformed {what} accepted'
+    return out, expected, None
 
 
 @given(image_messages())
 def test_fuzz_image(msg):
-    expected = reference_image(msg)
-    image, refused = _convert('Image', image_to_numpy, msg, expected is not None, 'image')
+    image, expected, refused = _convert('Image', image_to_numpy, reference_image, msg, 'image')
     if refused:
         return
     shape, dtype, values = expected
@@ -245,8 +246,7 @@ def cloud_messages(draw):
 
 @given(cloud_messages())
 def test_fuzz_pointcloud2(msg):
-    expected = reference_cloud(msg)
-    cloud, refused = _convert('PointCloud2', pointcloud2_to_array, msg, expected is not None, 'cloud')
+    cloud, expected, refused = _convert('PointCloud2', pointcloud2_to_array, reference_cloud, msg, 'cloud')
     if refused:
         return
     assert cloud.shape == (int(msg.height) * int(msg.width),)
@@ -258,10 +258,9 @@ def test_fuzz_pointcloud2(msg):
         assert [tuple(v) for v in bits.tolist()] == values, name
     OUTCOMES.record('PointCloud2', 'valid')
 
-    xyz_expected = reference_xyz(msg)
-    out, refused = _convert('PointCloud2.xyz', lambda m: cloud_xyz(m, nan='keep'), msg,
-                            not isinstance(xyz_expected, str), 'xyz',
-                            f'cloud_xyz accepted a cloud with {xyz_expected} x/y/z')
+    out, xyz_expected, refused = _convert('PointCloud2.xyz', lambda m: cloud_xyz(m, nan='keep'), reference_xyz,
+                                          msg, 'xyz', valid=lambda expected: not isinstance(expected, str),
+                                          accepted='cloud_xyz accepted a cloud with {} x/y/z')
     if refused:
         return
     xyz, bad = out
@@ -424,8 +423,7 @@ def scan_messages(draw):
 
 @given(scan_messages())
 def test_fuzz_laserscan(msg):
-    expected = reference_scan(msg)
-    out, refused = _convert('LaserScan', laserscan_to_ranges, msg, expected is not None, 'scan')
+    out, expected, refused = _convert('LaserScan', laserscan_to_ranges, reference_scan, msg, 'scan')
     if refused:
         assert refused.msg_type == 'LaserScan'
         return
