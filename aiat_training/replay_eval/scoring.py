@@ -69,6 +69,16 @@ def _frame_record(sensor: str, frame: SensorFrame, gt) -> dict:
             'latency_ms': _num(frame.processing_ms) if math.isfinite(frame.processing_ms) else None}
 
 
+def _frames_to_score(sensor: str, pairs, records: List[dict]):
+    """(frame, ground truth, record) of each frame that is scored (evaluated or dropped); every
+    frame's record is appended to ``records``."""
+    for frame, gt in pairs:
+        rec = _frame_record(sensor, frame, gt)
+        records.append(rec)
+        if rec['status'] in ('evaluated', 'dropped'):
+            yield frame, gt, rec
+
+
 def _frame_counts(records: List[dict]) -> dict:
     """How many frames there were and how many of each status (a dropped frame counts as evaluated)."""
     return {'frames': len(records), 'evaluated': sum(r['status'] in ('evaluated', 'dropped') for r in records),
@@ -237,12 +247,7 @@ def score_lidar(pairs, camera_truth: Optional[Dict[int, object]] = None, classes
     records = []
     camera_truth = camera_truth or {}
     cam_stamps = list(camera_truth)
-    for frame, gt in pairs:
-        rec = _frame_record('lidar', frame, gt)
-        status = rec['status']
-        records.append(rec)
-        if status not in ('evaluated', 'dropped'):
-            continue
+    for frame, gt, rec in _frames_to_score('lidar', pairs, records):
         dets = [d for d in (frame.detections or []) if d.class_name in classes]
         dontcare = []
         pick = nearest_within([frame.stamp_ns], cam_stamps, 0)[0] if cam_stamps else None
@@ -293,12 +298,7 @@ def score_scan(pairs):
     from aiat_perception.metrics.matching_3d import Evaluation3D
     legs, persons = LegScore(), Evaluation3D('distance', SCAN_PERSON_DISTANCE_M, classes=('person',))
     records, used_legs = [], False
-    for frame, gt in pairs:
-        rec = _frame_record('scan', frame, gt)
-        status = rec['status']
-        records.append(rec)
-        if status not in ('evaluated', 'dropped'):
-            continue
+    for frame, gt, rec in _frames_to_score('scan', pairs, records):
         dets = frame.detections or []
         if isinstance(gt, np.ndarray):
             used_legs = True
