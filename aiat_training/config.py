@@ -19,11 +19,11 @@ import typing
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aiat_perception.inference.bundle import InputSpec
 from aiat_perception.inference.preprocess import NANODET_BGR_MEAN, NANODET_BGR_STD
+from aiat_training.yaml_file import load_yaml_file
 
 DOCS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'training_config.md'
 
@@ -264,19 +264,7 @@ def config_from_dict(data: dict | None, source: str = '<config>', base_dir: Path
 
 
 def read_config_file(path: Path):
-    try:
-        return yaml.safe_load(path.read_bytes().decode('utf-8-sig'))
-    except FileNotFoundError:
-        raise ConfigError(f'{path}: config file not found') from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML: {" ".join(str(exc).split())}') from None
-    except UnicodeDecodeError as exc:
-        from aiat_training.data.issues import decode_error_message
-        raise ConfigError(f'{path}: {decode_error_message(exc)}') from None
-    except RecursionError:
-        raise ConfigError(f'{path}: not valid YAML: nested too deeply') from None
-    except OSError as exc:
-        raise ConfigError(f'{path}: cannot read it: {exc.strerror or exc}') from None
+    return load_yaml_file(path, ConfigError, not_found='config file not found')
 
 
 def load_config(path: str | Path) -> TrainingConfig:

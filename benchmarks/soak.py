@@ -21,7 +21,6 @@ probe; the lidar node joins by adding a row.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -36,6 +35,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.json_out import emit_json  # noqa: E402
+from tests.ros_domain import claim_ros_domain  # noqa: E402
 
 
 # --- targets ------------------------------------------------------------------------------------
@@ -158,22 +160,6 @@ class Publisher(threading.Thread):
                 next_time = time.perf_counter()
 
 
-def claim_ros_domain() -> str:
-    """A ROS domain id no test session or benchmark on this machine holds (the flock files that
-    tests/conftest.py uses), held until this process exits."""
-    import fcntl
-    for domain in range(101, 0, -1):
-        handle = open(f'/tmp/aiat-ros-domain-{domain}.lock', 'w')
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        claim_ros_domain.handle = handle
-        return str(domain)
-    raise SystemExit('no free ROS domain id')
-
-
 COUNTERS = ('frames_received', 'frames_processed', 'frames_dropped', 'frames_lost',
             'frames_malformed', 'frames_failed')
 
@@ -196,7 +182,8 @@ def main():
 
     from aiat_perception.nodes.common import configure_dds
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID') or claim_ros_domain())
+               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID')
+               or str(claim_ros_domain(range(101, 0, -1), SystemExit)))  # 101 first: outside the tests' 1..100
     os.environ.update(env)
     configure_dds()
     env['FASTDDS_DEFAULT_PROFILES_FILE'] = os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
@@ -342,11 +329,7 @@ def main():
                     'nice': os.nice(0)},
         'notes': args.notes,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + '\n')
+    emit_json(result, args.out)
 
 
 if __name__ == '__main__':

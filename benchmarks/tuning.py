@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aiat_training.data.synthetic import write_synthetic_kitti  # noqa: E402
+from benchmarks.json_out import emit_json  # noqa: E402
 
 
 def base_config(data_root: Path, size: int, epochs: int, iters: int, out: Path) -> dict:
@@ -201,11 +202,7 @@ def main(argv=None) -> int:
         if args.modes:
             report['parallel_modes'] = modes(tmp, data_root, args)
     report['machine']['load_average_at_end'] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + '\n')
+    emit_json(report, args.json)
     return 0
 
 

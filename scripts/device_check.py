@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.json_out import emit_json  # noqa: E402
 
 
 def stats(seconds):
@@ -197,11 +198,7 @@ def main(argv=None):
     section(report, 'torch', torch_backend)
     section(report, 'gpu_load', gpu_load)
     section(report, 'tensorrt', tensorrt)
-    text = json.dumps(report, indent=2, default=str)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + '\n')
+    emit_json(report, args.out, default=str)
     return 0
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -112,43 +110,19 @@ def legs():
 
 
 def sim(out: Path):
-    from aiat_perception.sim.scenario import parse_scenario
-    from aiat_perception.sim.transforms import invert
-    from aiat_perception.sim.world import SimWorld
-    from aiat_perception.metrics.matching_3d import Object3D
-    sys.path.insert(0, str(ROOT))
-    from tests.unit.test_sim_lidar_detection import CLASS, SENSORS, street
+    from tests.unit.test_sim_lidar_detection import SENSORS, run_street
     figures = {}
-    for rings, (lidar, sensor) in SENSORS.items():
-        with SimWorld(parse_scenario(street(lidar))) as world:
-            cloud = world.scan_3d()
-            boxes = world.ground_truth_3d(world.scenario.ego.frame_id)
-            lidar_from_base = invert(world.base_from_lidar_3d())
-        params = read_yaml(ROOT / 'config' / 'lidar_detector.yaml', 'lidar_detector', PARAMETERS)
-        params.update(sensor)
-        result = PointCloudDetector(params)(cloud.points)
-        hits = np.bincount(cloud.actors[cloud.actors >= 0], minlength=len(boxes))
-        gts = []
-        for box in boxes:
-            c = lidar_from_base[:3, :3] @ box.center + lidar_from_base[:3, 3]
-            if math.hypot(c[0], c[1]) <= 30.0 and hits[box.actor_index] >= 20:
-                gts.append(Object3D(CLASS[box.class_name], tuple(c), tuple(box.size), box.yaw))
-        dets = [Object3D(d.class_name, d.center, d.size, d.yaw, d.score) for d in result.detections
-                if math.hypot(d.center[0], d.center[1]) <= 32.0]
-        cars, peds, conf = Evaluation3D('iou', 0.5), Evaluation3D('iou', 0.3), Evaluation3D('iou', 0.3)
-        cars.add([d for d in dets if d.class_name == 'car'], [g for g in gts if g.class_name == 'car'])
-        peds.add([d for d in dets if d.class_name == 'pedestrian'], [g for g in gts if g.class_name == 'pedestrian'])
-        conf.add(dets, gts)
+    for rings in SENSORS:
+        run = run_street(rings)
         figures[f'{rings}_rings'] = {
-            'points': int(len(cloud.points)), 'visible_objects': len(gts),
-            'car_recall_iou_0.5': cars.summary()['per_class']['car/all'],
-            'pedestrian_recall_iou_0.3': peds.summary()['per_class']['pedestrian/all'],
-            'car_heading_error_deg': cars.summary()['mean_heading_error_deg'], 'confusion': conf.confusion_table()}
+            'points': int(len(run.cloud.points)), 'visible_objects': len(run.gts),
+            'car_recall_iou_0.5': run.cars.summary()['per_class']['car/all'],
+            'pedestrian_recall_iou_0.3': run.peds.summary()['per_class']['pedestrian/all'],
+            'car_heading_error_deg': run.cars.summary()['mean_heading_error_deg'],
+            'confusion': run.confusion.confusion_table()}
         if rings == 64:
-            all_gt = [Object3D(CLASS[b.class_name], tuple(lidar_from_base[:3, :3] @ b.center + lidar_from_base[:3, 3]),
-                               tuple(b.size), b.yaw) for b in boxes]
-            img = render_bev(cloud.points, result.detections, all_gt, (-30.0, 32.0, -20.0, 20.0), 12.0,
-                             f'simulated street, 64 rings: {len(result.detections)} detections, white = truth')
+            img = render_bev(run.cloud.points, run.result.detections, run.truth, (-30.0, 32.0, -20.0, 20.0), 12.0,
+                             f'simulated street, 64 rings: {len(run.result.detections)} detections, white = truth')
             cv2.imwrite(str(out / 'lidar_sim_hdl64_bev.png'), img)
     return figures
 

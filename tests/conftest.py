@@ -83,21 +83,11 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
 
 
 def _claim_ros_domain() -> int:
-    """A ROS domain id no other test session on this machine holds (an flock per id, held for the
-    life of this process), so concurrent runs never hear each other's nodes."""
-    import fcntl
+    """A ROS domain id in 1..100 no other test session holds, tried in an order of this process's own."""
+    from tests.ros_domain import claim_ros_domain
     ids = list(range(1, 101))
     random.Random(os.getpid()).shuffle(ids)
-    for domain in ids:
-        handle = open(f'/tmp/aiat-ros-domain-{domain}.lock', 'w')
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        _claim_ros_domain.handle = handle
-        return domain
-    raise RuntimeError('no free ROS domain id in 1..100')
+    return claim_ros_domain(ids)
 
 
 # Keep every test's DDS traffic on this host and away from other runs on the same machine.
@@ -209,6 +199,18 @@ def spin_until(node, predicate, timeout: float, period: float = 0.02) -> bool:
         if predicate():
             return True
     return False
+
+
+def call_service(node, srv_type, name: str, request, timeout: float = 10.0):
+    """The response of the service ``name`` to ``request``, called from ``node`` (asserts it answers)."""
+    client = node.create_client(srv_type, name)
+    try:
+        assert spin_until(node, client.service_is_ready, timeout), f'{name} not available'
+        future = client.call_async(request)
+        assert spin_until(node, future.done, timeout), f'{name} did not answer'
+        return future.result()
+    finally:
+        node.destroy_client(client)
 
 
 class NodeProcess:

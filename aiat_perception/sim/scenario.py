@@ -218,17 +218,22 @@ def _camera(sec: YamlSection) -> CameraConfig:
     return cam
 
 
+def _lidar_common(sec: YamlSection, d) -> dict:
+    """The keys both lidars have besides ``enabled``: range, rate, pose, noise and frame (``d``: defaults)."""
+    return dict(range_min=sec.number('range_min', d.range_min, low=0.0),
+                range_max=sec.number('range_max', d.range_max, low=0.0, strict_low=True),
+                rate_hz=sec.number('rate_hz', d.rate_hz, low=0.0, strict_low=True),
+                pose=_pose(sec, d.pose), noise=_noise(sec, d.noise),
+                frame_id=sec.string('frame_id', d.frame_id))
+
+
 def _lidar_2d(sec: YamlSection) -> Lidar2DConfig:
     d = Lidar2DConfig()
     out = Lidar2DConfig(
         enabled=sec.boolean('enabled', d.enabled),
         beams=sec.number('beams', d.beams, low=2, high=MAX_LIDAR_BEAMS, integer=True),
         fov_deg=sec.number('fov_deg', d.fov_deg, low=0.0, high=360.0, strict_low=True),
-        range_min=sec.number('range_min', d.range_min, low=0.0),
-        range_max=sec.number('range_max', d.range_max, low=0.0, strict_low=True),
-        rate_hz=sec.number('rate_hz', d.rate_hz, low=0.0, strict_low=True),
-        pose=_pose(sec, d.pose), noise=_noise(sec, d.noise),
-        frame_id=sec.string('frame_id', d.frame_id))
+        **_lidar_common(sec, d))
     if out.range_max <= out.range_min:
         sec.fail('range_max', f'must be greater than range_min ({out.range_min})')
     sec.finish()
@@ -253,11 +258,7 @@ def _lidar_3d(sec: YamlSection) -> Lidar3DConfig:
         vertical_fov_deg=sec.numbers('vertical_fov_deg', 2, default=d.vertical_fov_deg),
         horizontal_resolution_deg=sec.number('horizontal_resolution_deg', d.horizontal_resolution_deg,
                                              low=0.01, high=90.0),
-        range_min=sec.number('range_min', d.range_min, low=0.0),
-        range_max=sec.number('range_max', d.range_max, low=0.0, strict_low=True),
-        rate_hz=sec.number('rate_hz', d.rate_hz, low=0.0, strict_low=True),
-        pose=_pose(sec, d.pose), noise=_noise(sec, d.noise),
-        frame_id=sec.string('frame_id', d.frame_id))
+        **_lidar_common(sec, d))
     rays = out.rings * 360.0 / out.horizontal_resolution_deg
     if rays > MAX_LIDAR_POINTS:
         sec.fail('rings', f'{out.rings} rings at {out.horizontal_resolution_deg} deg make {rays:.0f} '

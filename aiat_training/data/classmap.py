@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from aiat_training.yaml_file import load_yaml_file
 
 IGNORE = 'ignore'
 DROP = 'drop'
@@ -81,17 +81,7 @@ class ClassMapping:
     @classmethod
     def from_yaml(cls, path: str | Path) -> 'ClassMapping':
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_bytes().decode('utf-8-sig'))
-        except yaml.YAMLError as exc:
-            raise ClassMappingError(f'{path}: not valid YAML: {" ".join(str(exc).split())}') from None
-        except UnicodeDecodeError as exc:
-            from aiat_training.data.issues import decode_error_message
-            raise ClassMappingError(f'{path}: {decode_error_message(exc)}') from None
-        except RecursionError:
-            raise ClassMappingError(f'{path}: not valid YAML: nested too deeply') from None
-        except OSError as exc:
-            raise ClassMappingError(f'{path}: cannot read it: {exc.strerror or exc}') from None
+        data = load_yaml_file(path, ClassMappingError)
         return cls.from_dict(data, where=str(path))
 
     def resolve(self, name: str) -> int | str | None:

@@ -63,6 +63,30 @@ def _status(frame: SensorFrame, gt) -> str:
     return 'evaluated'
 
 
+def _frame_record(sensor: str, frame: SensorFrame, gt) -> dict:
+    """The per-frame record every sensor starts with: where the frame is, its status and latency."""
+    return {'sensor': sensor, 'index': frame.index, 'stamp_ns': frame.stamp_ns, 'status': _status(frame, gt),
+            'latency_ms': _num(frame.processing_ms) if math.isfinite(frame.processing_ms) else None}
+
+
+def _frames_to_score(sensor: str, pairs, records: List[dict]):
+    """(frame, ground truth, record) of each frame that is scored (evaluated or dropped); every
+    frame's record is appended to ``records``."""
+    for frame, gt in pairs:
+        rec = _frame_record(sensor, frame, gt)
+        records.append(rec)
+        if rec['status'] in ('evaluated', 'dropped'):
+            yield frame, gt, rec
+
+
+def _frame_counts(records: List[dict]) -> dict:
+    """How many frames there were and how many of each status (a dropped frame counts as evaluated)."""
+    return {'frames': len(records), 'evaluated': sum(r['status'] in ('evaluated', 'dropped') for r in records),
+            'skipped_no_gt': sum(r['status'] == 'skipped_no_gt' for r in records),
+            'malformed': sum(r['status'] == 'malformed' for r in records),
+            'dropped': sum(r['status'] == 'dropped' for r in records)}
+
+
 # ---------------------------------------------------------------- camera
 
 
@@ -73,9 +97,8 @@ def score_camera(pairs, classes: Sequence[str] = CAMERA_CLASSES, keep_dropped: b
     ious: List[float] = []
     ann_id = 0
     for frame, gt in pairs:
-        status = _status(frame, gt)
-        rec = {'sensor': 'camera', 'index': frame.index, 'stamp_ns': frame.stamp_ns, 'status': status,
-               'latency_ms': _num(frame.processing_ms) if math.isfinite(frame.processing_ms) else None}
+        rec = _frame_record('camera', frame, gt)
+        status = rec['status']
         records.append(rec)
         if frame.malformed:
             rec['problem'] = frame.malformed
@@ -115,10 +138,7 @@ def score_camera(pairs, classes: Sequence[str] = CAMERA_CLASSES, keep_dropped: b
                    ignore=[[round(float(v), 1) for v in b] for b, _ in ignore])
     summary = _coco(images, anns, dets, classes)
     evaluated = [r for r in records if r['status'] in ('evaluated', 'dropped')]
-    summary.update(frames=len(records), evaluated=len(evaluated),
-                   skipped_no_gt=sum(r['status'] == 'skipped_no_gt' for r in records),
-                   malformed=sum(r['status'] == 'malformed' for r in records),
-                   dropped=sum(r['status'] == 'dropped' for r in records),
+    summary.update(_frame_counts(records),
                    tp=sum(r.get('tp', 0) for r in evaluated), fp=sum(r.get('fp', 0) for r in evaluated),
                    fn=sum(r.get('fn', 0) for r in evaluated),
                    iou=dict(percentiles(ious), histogram=np.histogram(ious, bins=10, range=(0, 1))[0].tolist()))
@@ -227,13 +247,7 @@ def score_lidar(pairs, camera_truth: Optional[Dict[int, object]] = None, classes
     records = []
     camera_truth = camera_truth or {}
     cam_stamps = list(camera_truth)
-    for frame, gt in pairs:
-        status = _status(frame, gt)
-        rec = {'sensor': 'lidar', 'index': frame.index, 'stamp_ns': frame.stamp_ns, 'status': status,
-               'latency_ms': _num(frame.processing_ms) if math.isfinite(frame.processing_ms) else None}
-        records.append(rec)
-        if status not in ('evaluated', 'dropped'):
-            continue
+    for frame, gt, rec in _frames_to_score('lidar', pairs, records):
         dets = [d for d in (frame.detections or []) if d.class_name in classes]
         dontcare = []
         pick = nearest_within([frame.stamp_ns], cam_stamps, 0)[0] if cam_stamps else None
@@ -268,15 +282,11 @@ def score_lidar(pairs, camera_truth: Optional[Dict[int, object]] = None, classes
     summary3d = evaluation.summary()
     distance = {k: {'recall': _num(v['recall']), 'ground_truth': v['ground_truth'], 'found': v['ground_truth'] - v['fn']}
                 for k, v in summary3d['per_class'].items()}
-    evaluated = [r for r in records if r['status'] in ('evaluated', 'dropped')]
     aps = [v['bev_ap_r40'] for v in per_class.values() if v['bev_ap_r40'] is not None]
     summary = {'classes': list(classes), 'bev_map_r40': round(float(np.mean(aps)), 6) if aps else None,
                'per_class': per_class, 'pr_curves': curves,
                'center_distance_m': CENTER_DISTANCE_M, 'center_distance_recall': distance,
-               'frames': len(records), 'evaluated': len(evaluated),
-               'skipped_no_gt': sum(r['status'] == 'skipped_no_gt' for r in records),
-               'malformed': sum(r['status'] == 'malformed' for r in records),
-               'dropped': sum(r['status'] == 'dropped' for r in records)}
+               **_frame_counts(records)}
     return summary, records
 
 
@@ -288,13 +298,7 @@ def score_scan(pairs):
     from aiat_perception.metrics.matching_3d import Evaluation3D
     legs, persons = LegScore(), Evaluation3D('distance', SCAN_PERSON_DISTANCE_M, classes=('person',))
     records, used_legs = [], False
-    for frame, gt in pairs:
-        status = _status(frame, gt)
-        rec = {'sensor': 'scan', 'index': frame.index, 'stamp_ns': frame.stamp_ns, 'status': status,
-               'latency_ms': _num(frame.processing_ms) if math.isfinite(frame.processing_ms) else None}
-        records.append(rec)
-        if status not in ('evaluated', 'dropped'):
-            continue
+    for frame, gt, rec in _frames_to_score('scan', pairs, records):
         dets = frame.detections or []
         if isinstance(gt, np.ndarray):
             used_legs = True
@@ -309,10 +313,7 @@ def score_scan(pairs):
         rec['detections'] = [{'class': d.class_name, 'score': round(d.score, 3),
                               'center': [round(v, 2) for v in d.center[:2]]} for d in dets
                              if d.class_name in ('leg', 'person')]
-    summary = {'frames': len(records), 'evaluated': sum(r['status'] in ('evaluated', 'dropped') for r in records),
-               'skipped_no_gt': sum(r['status'] == 'skipped_no_gt' for r in records),
-               'malformed': sum(r['status'] == 'malformed' for r in records),
-               'dropped': sum(r['status'] == 'dropped' for r in records)}
+    summary = _frame_counts(records)
     if used_legs:
         summary['legs'] = legs.summary()
         summary['legs']['definition'] = ('leg_recall: labelled legs with a leg detection within 0.25 m (one-to-one); '

@@ -15,6 +15,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -124,16 +125,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(path: str | Path, **content) -> Path:
-    """Write atomically: temp file, fsync, rename, fsync of the directory. A kill or power loss at
-    any point leaves either the previous checkpoint or the new one, never a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_atomically(path: Path, write) -> Path:
+    """``write(handle)`` into a temp file beside ``path``, fsync, rename onto ``path``, fsync of the
+    directory; a failure at any point removes the temp file and leaves ``path`` as it was."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    content = plain(content)
     try:
         with open(tmp, 'wb') as handle:
-            torch.save(content, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -144,22 +142,23 @@ def save_checkpoint(path: str | Path, **content) -> Path:
     return path
 
 
+def save_checkpoint(path: str | Path, **content) -> Path:
+    """Write atomically: temp file, fsync, rename, fsync of the directory. A kill or power loss at
+    any point leaves either the previous checkpoint or the new one, never a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = plain(content)
+    return _write_atomically(path, lambda handle: torch.save(content, handle))
+
+
 def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
     """Atomic, fsynced copy (``best.pt`` from ``last.pt``)."""
-    source, target = Path(source), Path(target)
-    tmp = target.with_name(target.name + TMP_SUFFIX)
-    try:
-        with open(source, 'rb') as src, open(tmp, 'wb') as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-    return target
+    source = Path(source)
+
+    def copy(dst):
+        with open(source, 'rb') as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return _write_atomically(Path(target), copy)
 
 
 def remove_leftover_temp_files(directory: str | Path) -> list[Path]:

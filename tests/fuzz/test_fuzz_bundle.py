@@ -23,7 +23,7 @@ from aiat_perception.inference.bundle import (KNOWN_KEYS, MAX_ABS_MEAN,  # noqa:
 from aiat_perception.inference.synthetic import synthetic_meta  # noqa: E402
 
 from .outcomes import Outcomes  # noqa: E402
-from .yaml_text import container_of, mutate_text  # noqa: E402
+from .yaml_text import field_paths, mutate_fields, mutate_text  # noqa: E402
 
 OUTCOMES = Outcomes(__name__)
 SOURCE = Path('/fuzz/bundle/bundle.yaml')
@@ -45,21 +45,7 @@ def _valid() -> dict:
 
 
 VALID = _valid()
-
-
-def _paths(data, prefix=()):
-    """Every (path to a container, key) in the document."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield prefix, key
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield prefix, index
-            yield from _paths(value, prefix + (index,))
-
-
-PATHS = list(_paths(VALID))
+PATHS = list(field_paths(VALID))
 
 
 def _deep(depth):
@@ -100,24 +86,7 @@ def _typo(draw, key: str) -> str:
 @st.composite
 def mutated_documents(draw):
     data = copy.deepcopy(VALID)
-    mutations = []
-    for _ in range(draw(st.integers(1, 3))):
-        prefix, key = draw(st.sampled_from(PATHS))
-        parent = container_of(data, prefix, key)
-        if parent is None:
-            continue
-        if not isinstance(parent, (dict, list)):  # an earlier mutation left a scalar (str) here
-            continue
-        op = draw(st.sampled_from(['replace', 'replace', 'replace', 'delete', 'rename', 'add']))
-        if op == 'replace':
-            parent[key] = draw(HOSTILE)
-        elif op == 'delete':
-            del parent[key]
-        elif op == 'rename' and isinstance(key, str):
-            parent[_typo(draw, key)] = parent.pop(key)
-        elif op == 'add' and isinstance(parent, dict):
-            parent[draw(st.sampled_from(['extra', 'threshold', 'nms', 'Input', 'means']))] = 1
-        mutations.append(f'{op}:{".".join(map(str, prefix + (key,)))}')
+    mutations = mutate_fields(draw, data, PATHS, HOSTILE, _typo, ['extra', 'threshold', 'nms', 'Input', 'means'])
     return data, mutations
 
 

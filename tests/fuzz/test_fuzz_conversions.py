@@ -115,16 +115,26 @@ def image_messages(draw):
     return types.SimpleNamespace(**fields)
 
 
+def _convert(target: str, convert, reference, msg, what: str, valid=lambda expected: expected is not None,
+             accepted: str = ''):
+    """(``convert(msg)``, ``reference(msg)``, None), or (None, ``reference(msg)``, the MessageFormatError)
+    when the message was refused (counted for ``target``); ``valid(reference(msg))`` must agree."""
+    expected = reference(msg)
+    try:
+        out = convert(msg)
+    except MessageFormatError as exc:
+        OUTCOMES.error(target, exc)
+        assert not valid(expected), f'valid {what} refused: {exc}'
+        return None, expected, exc
+    assert valid(expected), accepted.format(expected) or f'malformed {what} accepted'
+    return out, expected, None
+
+
 @given(image_messages())
 def test_fuzz_image(msg):
-    expected = reference_image(msg)
-    try:
-        image = image_to_numpy(msg)
-    except MessageFormatError as exc:
-        OUTCOMES.error('Image', exc)
-        assert expected is None, f'valid image refused: {exc}'
+    image, expected, refused = _convert('Image', image_to_numpy, reference_image, msg, 'image')
+    if refused:
         return
-    assert expected is not None, 'malformed image accepted'
     shape, dtype, values = expected
     assert image.shape == shape and image.dtype == dtype and image.dtype.isnative
     bits = np.ascontiguousarray(image).view('u%d' % dtype.itemsize).reshape(-1).tolist()
@@ -236,14 +246,9 @@ def cloud_messages(draw):
 
 @given(cloud_messages())
 def test_fuzz_pointcloud2(msg):
-    expected = reference_cloud(msg)
-    try:
-        cloud = pointcloud2_to_array(msg)
-    except MessageFormatError as exc:
-        OUTCOMES.error('PointCloud2', exc)
-        assert expected is None, f'valid cloud refused: {exc}'
+    cloud, expected, refused = _convert('PointCloud2', pointcloud2_to_array, reference_cloud, msg, 'cloud')
+    if refused:
         return
-    assert expected is not None, 'malformed cloud accepted'
     assert cloud.shape == (int(msg.height) * int(msg.width),)
     for name, values in expected.items():
         column = cloud[name]
@@ -253,14 +258,12 @@ def test_fuzz_pointcloud2(msg):
         assert [tuple(v) for v in bits.tolist()] == values, name
     OUTCOMES.record('PointCloud2', 'valid')
 
-    xyz_expected = reference_xyz(msg)
-    try:
-        xyz, bad = cloud_xyz(msg, nan='keep')
-    except MessageFormatError as exc:
-        OUTCOMES.error('PointCloud2.xyz', exc)
-        assert isinstance(xyz_expected, str), f'valid xyz refused: {exc}'
+    out, xyz_expected, refused = _convert('PointCloud2.xyz', lambda m: cloud_xyz(m, nan='keep'), reference_xyz,
+                                          msg, 'xyz', valid=lambda expected: not isinstance(expected, str),
+                                          accepted='cloud_xyz accepted a cloud with {} x/y/z')
+    if refused:
         return
-    assert not isinstance(xyz_expected, str), f'cloud_xyz accepted a cloud with {xyz_expected} x/y/z'
+    xyz, bad = out
     want = np.array(xyz_expected, dtype=np.float32).reshape(-1, 3)
     np.testing.assert_array_equal(xyz, want)
     assert bad == int((~np.isfinite(want).all(axis=1)).sum())
@@ -420,15 +423,10 @@ def scan_messages(draw):
 
 @given(scan_messages())
 def test_fuzz_laserscan(msg):
-    expected = reference_scan(msg)
-    try:
-        out = laserscan_to_ranges(msg)
-    except MessageFormatError as exc:
-        OUTCOMES.error('LaserScan', exc)
-        assert exc.msg_type == 'LaserScan'
-        assert expected is None, f'valid scan refused: {exc}'
+    out, expected, refused = _convert('LaserScan', laserscan_to_ranges, reference_scan, msg, 'scan')
+    if refused:
+        assert refused.msg_type == 'LaserScan'
         return
-    assert expected is not None, 'malformed scan accepted'
     angles, valid = expected
     assert out.valid.tolist() == valid
     np.testing.assert_allclose(out.angles, np.array(angles, np.float32), rtol=0, atol=1e-5)

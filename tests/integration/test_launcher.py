@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiat_perception import launch_graph as lg
-from tests.conftest import spin_until
+from tests.conftest import call_service, spin_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -89,17 +89,6 @@ def gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
-
-
-def call_service(node, srv_type, name: str, request, timeout: float = 10.0):
-    client = node.create_client(srv_type, name)
-    try:
-        assert spin_until(node, client.service_is_ready, timeout), f'{name} not available'
-        future = client.call_async(request)
-        assert spin_until(node, future.done, timeout), f'{name} did not answer'
-        return future.result()
-    finally:
-        node.destroy_client(client)
 
 
 def live_parameters(node, fqn: str) -> dict:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import spin_until
+from tests.conftest import call_service
 
 
 def set_parameters(node, fqn: str, **values):
@@ -15,18 +15,8 @@ def set_parameters(node, fqn: str, **values):
     from rclpy.parameter import Parameter
 
     request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
-    return [(r.successful, r.reason) for r in call_service(node, SetParameters, f'{fqn}/set_parameters', request).results]
-
-
-def call_service(node, srv_type, name: str, request, timeout: float = 20.0):
-    client = node.create_client(srv_type, name)
-    try:
-        assert spin_until(node, client.service_is_ready, timeout), f'{name} not available'
-        future = client.call_async(request)
-        assert spin_until(node, future.done, timeout), f'{name} did not answer'
-        return future.result()
-    finally:
-        node.destroy_client(client)
+    results = call_service(node, SetParameters, f'{fqn}/set_parameters', request, timeout=20.0).results
+    return [(r.successful, r.reason) for r in results]
 
 
 def test_parameter_updates_are_checked_by_rclpy_and_the_table(start_node, test_node):
@@ -60,7 +50,8 @@ def test_parameter_updates_are_checked_by_rclpy_and_the_table(start_node, test_n
     (ok, _), = set_parameters(test_node, fqn, iou_threshold=0.7)
     assert ok
     values = call_service(test_node, GetParameters, f'{fqn}/get_parameters',
-                          GetParameters.Request(names=['iou_threshold', 'error_recall', 'window'])).values
+                          GetParameters.Request(names=['iou_threshold', 'error_recall', 'window']),
+                          timeout=20.0).values
     assert [values[0].double_value, values[1].double_value, values[2].integer_value] == [0.7, 0.2, 7]
     assert monitor.alive(), monitor.output()
 

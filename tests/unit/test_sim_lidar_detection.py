@@ -7,6 +7,7 @@ collision boxes, which flatters box fitting: the real KITTI scans are the real t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,20 @@ def street(lidar: dict) -> dict:
             'road': {'type': 'straight', 'width': 7}, 'actors': actors}
 
 
-@pytest.mark.parametrize('rings', [16, 64])
-def test_lidar_core_recall_against_simulated_ground_truth(rings):
+@dataclass
+class StreetRun:
+    cloud: object
+    result: object
+    truth: list       # every actor's box in the lidar frame
+    gts: list         # the visible ones (within 30 m, >= 20 points)
+    dets: list
+    cars: Evaluation3D
+    peds: Evaluation3D
+    confusion: Evaluation3D
+
+
+def run_street(rings: int) -> StreetRun:
+    """Scan the street with the given lidar, detect, and score (also used by scripts/lidar_report.py)."""
     lidar, sensor = SENSORS[rings]
     with SimWorld(parse_scenario(street(lidar))) as world:
         cloud = world.scan_3d()
@@ -56,11 +69,12 @@ def test_lidar_core_recall_against_simulated_ground_truth(rings):
     params.update(sensor)
     result = PointCloudDetector(params)(cloud.points)
     hits = np.bincount(cloud.actors[cloud.actors >= 0], minlength=len(boxes))
-    gts = []
+    truth, gts = [], []
     for box in boxes:
         center = lidar_from_base[:3, :3] @ box.center + lidar_from_base[:3, 3]
+        truth.append(Object3D(CLASS[box.class_name], tuple(center), tuple(box.size), box.yaw))
         if math.hypot(center[0], center[1]) <= 30.0 and hits[box.actor_index] >= 20:
-            gts.append(Object3D(CLASS[box.class_name], tuple(center), tuple(box.size), box.yaw))
+            gts.append(truth[-1])
     dets = [Object3D(d.class_name, d.center, d.size, d.yaw, d.score) for d in result.detections
             if math.hypot(d.center[0], d.center[1]) <= 32.0]
     cars, peds = Evaluation3D('iou', 0.5), Evaluation3D('iou', 0.3)
@@ -68,6 +82,13 @@ def test_lidar_core_recall_against_simulated_ground_truth(rings):
     peds.add([d for d in dets if d.class_name == 'pedestrian'], [g for g in gts if g.class_name == 'pedestrian'])
     confusion = Evaluation3D('iou', 0.3)
     confusion.add(dets, gts)
+    return StreetRun(cloud, result, truth, gts, dets, cars, peds, confusion)
+
+
+@pytest.mark.parametrize('rings', [16, 64])
+def test_lidar_core_recall_against_simulated_ground_truth(rings):
+    run = run_street(rings)
+    cloud, result, gts, cars, peds, confusion = run.cloud, run.result, run.gts, run.cars, run.peds, run.confusion
     car_recall = cars.summary()['per_class']['car/all']['recall']
     ped_recall = peds.summary()['per_class']['pedestrian/all']['recall']
     print(f'\n{rings} rings: {len(cloud.points)} points, {len(gts)} visible objects within 30 m; car recall '

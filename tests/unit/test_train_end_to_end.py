@@ -9,34 +9,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from aiat_perception.inference.detector import Detector
 from aiat_perception.metrics.matching import iou_matrix
 from aiat_training.cli.train import main
 from aiat_training.data.synthetic import write_synthetic_kitti
 from aiat_training.train.checkpoint import load_checkpoint
+from tests.helpers import write_kitti_fit_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp_path, data_root):
-    cfg = {
-        'data': {'format': 'kitti', 'path': str(data_root)},
-        'class_mapping': {'classes': ['car', 'person'], 'map': {'Car': 'car', 'Pedestrian': 'person'},
-                          'unmapped': 'drop'},
-        'split': {'train': 0.75, 'val': 0.25, 'test': 0.0, 'stratify': False},
-        'input': {'height': 96, 'width': 128},
-        'augmentation': {'enabled': True, 'crop': {'p': 0.0}, 'cutout': {'p': 0.0}},
-        'model': {'strategy': 'finetune_all'},
-        'optimizer': {'lr': 0.002},
-        'schedule': {'epochs': 3, 'warmup_iters': 3},
-        'train': {'batch_size': 4, 'num_workers': 1, 'log_every': 1, 'log_images': 2},
-        'output': {'dir': str(tmp_path / 'run')},
-    }
-    path = tmp_path / 'fit.yaml'
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_kitti_fit_config(
+        tmp_path, data_root, optimizer={'lr': 0.002}, schedule={'epochs': 3, 'warmup_iters': 3},
+        train={'batch_size': 4, 'num_workers': 1, 'log_every': 1, 'log_images': 2},
+        output={'dir': str(tmp_path / 'run')})
 
 
 def _fit_and_kill(cfg_path, last):

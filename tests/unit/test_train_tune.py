@@ -10,6 +10,7 @@ import yaml
 from aiat_training.config import ConfigError
 from aiat_training.tune.search_space import parse_search_space
 from aiat_training.tune.workers import assign_workers, parse_gpus, split_trials
+from tests.helpers import write_kitti_fit_config
 
 
 # ------------------------------------------------------------------------------------------------
@@ -178,21 +179,10 @@ def test_cli_rejects_bad_search_space_and_missing_gpus(tmp_path, capsys):
 # a real study
 
 def _fit_config(tmp_path, data_root):
-    cfg = {
-        'data': {'format': 'kitti', 'path': str(data_root)},
-        'class_mapping': {'classes': ['car', 'person'], 'map': {'Car': 'car', 'Pedestrian': 'person'},
-                          'unmapped': 'drop'},
-        'split': {'train': 0.75, 'val': 0.25, 'test': 0.0, 'stratify': False},
-        'input': {'height': 96, 'width': 128},
-        'augmentation': {'enabled': True, 'crop': {'p': 0.0}, 'cutout': {'p': 0.0}},
-        'model': {'strategy': 'finetune_all'},
-        'schedule': {'epochs': 2, 'warmup_iters': 2},
-        'train': {'batch_size': 4, 'num_workers': 0, 'log_images': 0, 'seed': 7},
-        'output': {'dir': str(tmp_path / 'unused')},
-    }
-    path = tmp_path / 'fit.yaml'
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_kitti_fit_config(
+        tmp_path, data_root, schedule={'epochs': 2, 'warmup_iters': 2},
+        train={'batch_size': 4, 'num_workers': 0, 'log_images': 0, 'seed': 7},
+        output={'dir': str(tmp_path / 'unused')})
 
 
 def test_study_two_workers_sqlite_resume_and_best_config_fits(tmp_path, capsys):
