@@ -176,7 +176,7 @@ def main():
                ROS_DOMAIN_ID=str(os.getpid() % 90 + 5))
     os.environ.update(env)
     configure_dds()
-    env['FASTDDS_DEFAULT_PROFILES_FILE'] = os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
+    env.update({k: os.environ[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')})
 
     import cv2
     import rclpy

@@ -55,6 +55,7 @@ def measure(profile: bool, reliability: str, seconds: float, rate: float) -> dic
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                ROS_DOMAIN_ID=str(os.getpid() % 90 + 5))
     env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+    env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
     if not profile:
         env['AIAT_FASTDDS_PROFILE'] = '0'
     count = int(seconds * rate)

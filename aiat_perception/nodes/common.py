@@ -30,7 +30,9 @@ def configure_dds() -> None:
         localhost = (os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').upper() == 'LOCALHOST'
                      or os.environ.get('ROS_LOCALHOST_ONLY') == '1')
         profile = FASTDDS_PROFILE_LOCALHOST if localhost else FASTDDS_PROFILE
-        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
+        # Fast DDS 3 (Kilted) reads FASTDDS_*; Fast DDS 2.x (Humble, Jazzy) reads only FASTRTPS_*.
+        for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+            os.environ[variable] = str(profile)
 
 
 def parameter_descriptor(param):

@@ -477,7 +477,7 @@ def publish_frames(test_node, width, height, reliability, driver_profile, count=
     if driver_profile is None:
         env['AIAT_FASTDDS_PROFILE'] = '0'
     else:
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(driver_profile)
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = env['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(driver_profile)
     proc = subprocess.Popen(
         [sys.executable, '-m', 'aiat_perception.nodes.image_publisher', '--ros-args',
          '-p', f"images:=['{assets.darknet_image('dog.jpg')}']", '-p', f'width:={width}',
