@@ -176,7 +176,8 @@ def main():
                ROS_DOMAIN_ID=str(os.getpid() % 90 + 5))
     os.environ.update(env)
     configure_dds()
-    env.update({k: os.environ[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')})
+    env.update({k: os.environ[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+                if k in os.environ})
 
     import cv2
     import rclpy

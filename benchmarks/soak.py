@@ -186,7 +186,8 @@ def main():
                or str(claim_ros_domain(range(101, 0, -1), SystemExit)))  # 101 first: outside the tests' 1..100
     os.environ.update(env)
     configure_dds()
-    env.update({k: os.environ[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')})
+    env.update({k: os.environ[k] for k in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+                if k in os.environ})
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from std_msgs.msg import Float64MultiArray

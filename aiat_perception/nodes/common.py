@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from aiat_perception.parameters import ParameterError, ParameterTable
 
@@ -30,9 +30,38 @@ def configure_dds() -> None:
         localhost = (os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').upper() == 'LOCALHOST'
                      or os.environ.get('ROS_LOCALHOST_ONLY') == '1')
         profile = FASTDDS_PROFILE_LOCALHOST if localhost else FASTDDS_PROFILE
-        # Fast DDS 3 (Kilted) reads FASTDDS_*; Fast DDS 2.x (Humble, Jazzy) reads only FASTRTPS_*.
-        for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+        for variable in profile_variables(fast_dds_major()):
             os.environ[variable] = str(profile)
+
+
+def profile_variables(major: Optional[int]) -> Tuple[str, ...]:
+    """Fast DDS 3 (Kilted and newer) reads FASTDDS_DEFAULT_PROFILES_FILE (and warns about the old
+    name); Fast DDS 2.x (Humble, Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE. Unknown: both."""
+    if major == 2:
+        return ('FASTRTPS_DEFAULT_PROFILES_FILE',)
+    if major == 3:
+        return ('FASTDDS_DEFAULT_PROFILES_FILE',)
+    return ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+
+
+def fast_dds_major() -> Optional[int]:
+    """The Fast DDS major version the RMW will load: from ROS_DISTRO on a sourced ROS install, else
+    from the library on the loader path (libfastrtps.so.2 or libfastdds.so.3; pip wheels set
+    LD_LIBRARY_PATH); None when neither says."""
+    distro = os.environ.get('ROS_DISTRO', '').lower()
+    if distro in ('humble', 'iron', 'jazzy'):
+        return 2
+    if distro:
+        return 3
+    import glob
+    folders = [d for d in os.environ.get('LD_LIBRARY_PATH', '').split(os.pathsep) if d]
+    folders += [os.path.join(sys.prefix, 'lib')]
+    for folder in folders:
+        if glob.glob(os.path.join(folder, 'libfastdds.so.3*')):
+            return 3
+        if glob.glob(os.path.join(folder, 'libfastrtps.so.2*')):
+            return 2
+    return None
 
 
 def parameter_descriptor(param):

@@ -477,7 +477,8 @@ def publish_frames(test_node, width, height, reliability, driver_profile, count=
     if driver_profile is None:
         env['AIAT_FASTDDS_PROFILE'] = '0'
     else:
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = env['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(driver_profile)
+        from aiat_perception.nodes.common import fast_dds_major, profile_variables
+        env.update({variable: str(driver_profile) for variable in profile_variables(fast_dds_major())})
     proc = subprocess.Popen(
         [sys.executable, '-m', 'aiat_perception.nodes.image_publisher', '--ros-args',
          '-p', f"images:=['{assets.darknet_image('dog.jpg')}']", '-p', f'width:={width}',

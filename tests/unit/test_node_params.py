@@ -281,3 +281,15 @@ def test_probe_reads_the_installed_onnxruntime():
     assert facts.ort_providers == tuple(onnxruntime.get_available_providers())
     from aiat_perception.inference.backends import backend_problem
     assert Availability.probe('tensorrt').tensorrt_problem == backend_problem('tensorrt')
+
+
+def test_the_profile_variable_follows_the_fast_dds_version(monkeypatch):
+    """Fast DDS 2.x (Humble, Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 (Kilted)
+    FASTDDS_DEFAULT_PROFILES_FILE: setting the wrong one silently left Jazzy on the defaults."""
+    from aiat_perception.nodes.common import fast_dds_major, profile_variables
+    for distro, major in (('humble', 2), ('jazzy', 2), ('kilted', 3), ('rolling', 3)):
+        monkeypatch.setenv('ROS_DISTRO', distro)
+        assert fast_dds_major() == major
+    assert profile_variables(2) == ('FASTRTPS_DEFAULT_PROFILES_FILE',)
+    assert profile_variables(3) == ('FASTDDS_DEFAULT_PROFILES_FILE',)
+    assert set(profile_variables(None)) == {'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'}
