@@ -1,0 +1,189 @@
+"""What lidar_detector and scan_detector share: a sensor message in, Detection3DArray and MarkerArray
+out, newest-frame-only processing, static transforms for ``target_frame``, /diagnostics and ~/latency.
+
+Always fresh, as camera_detector: the subscription (sensor-data QoS, depth 1) only drops each message
+into a one-frame slot; a worker thread converts it and runs the core on the newest one, so a slow
+frame makes the node skip frames (counted as dropped) instead of queueing them, and the executor stays
+free for /tf_static, parameter changes and the diagnostics timer. Converting in the worker keeps the
+callback at microseconds and makes conversion a timed stage; any exception from it counts the message
+as malformed, never a crash.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Dict, Optional, Sequence
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from aiat_perception.latest_slot import LatestSlot
+from aiat_perception.node_params.lidar_common import THRESHOLD_KEYS, core_values
+from aiat_perception.nodes.common import declare_table, latched_qos, sensor_qos, stamp_to_ns
+from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth
+from aiat_perception.static_transforms import StaticTransformBuffer, TransformError
+from aiat_perception.vision_conversions import detections_3d_markers, detections_3d_to_msg, diagnostic_array
+
+
+class LidarDetectorBase(Node):
+    """Subclasses set ``MESSAGE`` (input type), ``INPUT_TOPIC``, ``STAGES`` (the core's stage names,
+    ``conversion`` first), ``TABLE``, ``CORE_TABLE``, ``DESCRIPTION`` and implement :meth:`make_core`,
+    :meth:`convert` (message -> core input; raise on a malformed message) and :meth:`detect`."""
+
+    MESSAGE = None
+    INPUT_TOPIC = ''
+    STAGES: Sequence[str] = ()
+    TABLE = None
+    CORE_TABLE: Dict = {}
+    DESCRIPTION = ''
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.p = declare_table(self, self.TABLE, on_change=self.on_parameters)
+        p = self.p
+        self.core = self.make_core(core_values(p, self.CORE_TABLE), None)
+        self.health = PipelineHealth(stages=self.STAGES, thresholds=self.thresholds(p),
+                                     window=p['stats_window'], start_time=time.monotonic())
+        self.latency_labels = ('stamp_s', 'pipeline_ms', 'processing_ms',
+                               *(f'{s}_ms' for s in self.STAGES), 'detections')
+        self.latency_msg = Float64MultiArray()
+        self.latency_msg.layout.dim = [MultiArrayDimension(label=','.join(self.latency_labels),
+                                                           size=len(self.latency_labels),
+                                                           stride=len(self.latency_labels))]
+        self.transforms = StaticTransformBuffer()
+        self.transform_problems = 0
+        self.output_in_target = 0
+        self.last_counts: Dict[str, int] = {}
+        self.last_detections = 0
+        self.markers_published = 0
+        self.slot = LatestSlot()
+        self.create_subscription(self.MESSAGE, self.INPUT_TOPIC, self.on_message,
+                                 sensor_qos(p['reliability'], depth=1))
+        if p['target_frame']:
+            # static broadcasters publish once, transient local; several may exist: keep each one's
+            self.create_subscription(TFMessage, '/tf_static', self.on_tf_static, latched_qos(depth=100))
+        self.pub_detections = self.create_publisher(Detection3DArray, 'detections', 10)
+        self.pub_markers = self.create_publisher(MarkerArray, 'detections/markers', 10)
+        self.pub_latency = self.create_publisher(Float64MultiArray, '~/latency', 10)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostic_name = f'{self.get_fully_qualified_name()}: {self.DESCRIPTION}'
+        self.create_timer(p['diagnostics_period_s'], self.publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.worker = threading.Thread(target=self.work, name=f'{node_name}_worker', daemon=True)
+        self.worker.start()
+        self.get_logger().info(f'ready: {self.resolve_topic_name(self.INPUT_TOPIC)} ({p["reliability"]}) -> '
+                               f'{self.pub_detections.topic_name} in '
+                               f'{p["target_frame"] or "the sensor frame"}')
+
+    # --- parameters ---------------------------------------------------------------------------
+    @staticmethod
+    def thresholds(p) -> HealthThresholds:
+        return HealthThresholds(**{k: p[k] for k in THRESHOLD_KEYS})
+
+    def on_parameters(self, values, changed) -> None:
+        self.health.thresholds = self.thresholds(values)
+        if changed & set(self.CORE_TABLE):
+            # a new core object, swapped in whole: the worker uses either the old or the new one
+            self.core = self.make_core(core_values(values, self.CORE_TABLE), self.core)
+
+    def make_core(self, params, previous):
+        raise NotImplementedError
+
+    def convert(self, msg):
+        raise NotImplementedError
+
+    def detect(self, core, data):
+        raise NotImplementedError
+
+    def input_size(self, msg) -> int:
+        raise NotImplementedError
+
+    # --- input: cheap, never blocks on the core ---------------------------------------------------
+    def on_message(self, msg):
+        self.health.record_input(time.monotonic())
+        if self.slot.put(msg):
+            self.health.record_drop()
+
+    def on_tf_static(self, msg):
+        try:
+            self.transforms.add_message(msg)
+        except TransformError as exc:
+            self.transform_problems += 1
+            self.get_logger().warn(f'/tf_static: {exc}', throttle_duration_sec=5.0)
+
+    # --- worker: newest message only ---------------------------------------------------------------
+    def work(self):
+        while not self.slot.closed:
+            msg = self.slot.take(timeout=0.2)
+            if msg is None:
+                continue
+            try:
+                self.process(msg)
+            except Exception as exc:  # keep running; the failure is counted and reported
+                if not self.context.ok():
+                    break  # shutting down: publishers are gone
+                self.health.record_failure(f'{type(exc).__name__}: {exc}')
+                self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
+
+    def process(self, msg):
+        start = time.perf_counter()
+        try:
+            size = self.input_size(msg)
+            if size > self.p['max_input_size']:
+                raise ValueError(f'{size} points/beams > max_input_size {self.p["max_input_size"]}')
+            data = self.convert(msg)
+        except Exception as exc:  # whatever a malformed message makes the conversion raise
+            self.health.record_malformed(f'{type(exc).__name__}: {exc}')
+            self.get_logger().warn(f'skipping malformed {self.MESSAGE.__name__}: {exc}', throttle_duration_sec=5.0)
+            return
+        conversion_ms = (time.perf_counter() - start) * 1e3
+        result = self.detect(self.core, data)
+        header, frame_from_sensor = self.output_header(msg.header)
+        self.pub_detections.publish(detections_3d_to_msg(result.detections, header, frame_from_sensor))
+        published_ns = time.time_ns()
+        processing_ms = (time.perf_counter() - start) * 1e3
+        if self.p['publish_markers'] and self.pub_markers.get_subscription_count() > 0:
+            self.pub_markers.publish(detections_3d_markers(result.detections, header, frame_from_sensor))
+            self.markers_published += 1
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        pipeline_ms = (published_ns - stamp_ns) / 1e6
+        stage_ms = {'conversion': conversion_ms, **result.stage_ms}
+        self.health.record_output(time.monotonic(), processing_ms, pipeline_ms, stage_ms)
+        self.last_counts, self.last_detections = result.counts, len(result.detections)
+        self.latency_msg.data = [stamp_ns / 1e9, pipeline_ms, processing_ms,
+                                 *(float(stage_ms.get(s, float('nan'))) for s in self.STAGES),
+                                 float(len(result.detections))]
+        self.pub_latency.publish(self.latency_msg)
+
+    def output_header(self, header):
+        """The input's header, its frame replaced by ``target_frame`` when that static transform is
+        known (with the transform to apply), else the input's frame unchanged (with None)."""
+        target = self.p['target_frame']
+        if target and target.lstrip('/') != header.frame_id.lstrip('/'):
+            T = self.transforms.lookup(target, header.frame_id, raise_error=False)
+            if T is not None:
+                self.output_in_target += 1
+                return Header(stamp=header.stamp, frame_id=target), T
+            self.get_logger().warn(f'no static transform {header.frame_id!r} -> {target!r} yet: publishing in '
+                                   f'{header.frame_id!r}', throttle_duration_sec=5.0)
+        return Header(stamp=header.stamp, frame_id=header.frame_id), None
+
+    def publish_diagnostics(self):
+        report = self.health.report(time.monotonic())
+        report.values += [('detections_last_frame', str(self.last_detections)),
+                          *((f'{k}_last_frame', str(v)) for k, v in self.last_counts.items()),
+                          ('markers_published', str(self.markers_published)),
+                          ('target_frame', self.p['target_frame'] or '(sensor frame)'),
+                          ('frames_in_target_frame', str(self.output_in_target)),
+                          ('tf_static_problems', str(self.transform_problems))]
+        self.pub_diagnostics.publish(diagnostic_array(
+            [(self.diagnostic_name, 'aiat_perception', report)], self.get_clock().now().to_msg()))
+
+    def close(self):
+        self.slot.close()
+        self.worker.join(timeout=5.0)
