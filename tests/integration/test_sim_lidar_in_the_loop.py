@@ -28,6 +28,7 @@ def grown(obj: Object3D, margin: float) -> Object3D:
 @pytest.mark.parametrize('rings', [16, 64])
 def test_lidar_detector_in_lockstep_against_simulated_ground_truth(rings, test_node, start_node, tmp_path):
     from sensor_msgs.msg import PointCloud2
+    from std_msgs.msg import Float64MultiArray
     from tf2_msgs.msg import TFMessage
     from vision_msgs.msg import Detection3DArray
 
@@ -51,15 +52,22 @@ def test_lidar_detector_in_lockstep_against_simulated_ground_truth(rings, test_n
     test_node.create_subscription(PointCloud2, 'points', lambda m: got['points'].__setitem__(key(m), m),
                                   sensor_qos('reliable', 10))
     test_node.create_subscription(TFMessage, '/tf_static', tf.add_message, latched_qos(10))
+    metrics = []
+    test_node.create_subscription(Float64MultiArray, 'metrics', lambda m: metrics.append(
+        dict(zip(m.layout.dim[0].label.split(','), m.data))), sensor_qos('reliable', 50))
+    monitor = start_node('aiat_perception.nodes.iou_monitor', params={
+        'detections_type': '3d', 'classes': ['car', 'pedestrian'], 'class_aliases': ['person:pedestrian'],
+        'iou_threshold': 0.5, 'class_iou_thresholds': ['pedestrian:0.3'], 'max_range_m': 30.0, 'window': frames})
     detector = start_node('aiat_perception.nodes.lidar_detector', params={
         'reliability': 'reliable', 'target_frame': 'base_link', **sensor})
     assert spin_until(test_node, lambda: test_node.count_publishers('/detections') >= 1, timeout=60), detector.output()
     sim = start_node('aiat_perception.nodes.sim_node', params={
         'scenario': str(scenario), 'mode': 'lockstep', 'lockstep_sensor': 'lidar_3d', 'max_frames': frames,
         'publish_lidar_2d': False, 'lockstep_timeout_s': 60.0,
-        'wait_for_subscribers': ['ground_truth/detections_3d:1']})
-    assert spin_until(test_node, lambda: len(got['det']) >= frames and len(got['points']) >= frames,
-                      timeout=240), (len(got['det']), sim.output(), detector.output())
+        'wait_for_subscribers': ['ground_truth/detections_3d:2']})   # the test node and the monitor
+    assert spin_until(test_node, lambda: len(got['det']) >= frames and len(got['points']) >= frames
+                      and len(metrics) >= frames, timeout=240), (len(got['det']), len(metrics), sim.output(),
+                                                                 detector.output(), monitor.output())
     assert sim.wait(timeout=60) == 0, sim.output()
     assert f'published {frames} frames (0 timeouts)' in sim.output(), sim.output()   # every cloud answered
 
@@ -91,6 +99,13 @@ def test_lidar_detector_in_lockstep_against_simulated_ground_truth(rings, test_n
           f'car heading error {cars.summary()["mean_heading_error_deg"]:.1f} deg; {in_base}/{frames} frames '
           f'published in base_link')
     print(confusion.confusion_markdown())
+    total = metrics[-1]
+    print(f"iou_monitor (3d, BEV IoU, all ground truth within 30 m, occluded included): recall "
+          f"{total['total_recall']:.2f}, precision {total['total_precision']:.2f}, mean BEV IoU "
+          f"{total['total_mean_iou']:.2f} over {total['frames']:.0f} frames")
+    assert total['frames'] == frames
+    # the monitor matches what this test matches; it also counts the occluded actors as missed
+    assert total['total_recall'] > 0.5 and total['total_mean_iou'] > 0.5
     assert in_base >= frames - 1
     assert car['ground_truth'] >= 8 * frames and ped['ground_truth'] >= 5 * frames
     assert car['recall'] >= 0.8

@@ -73,3 +73,33 @@ def test_offline_tool_reads_the_node_file_and_ignores_node_only_entries(node, co
     typo.write_text(f'{node}:\n  ros__parameters:\n    reliability: reliable\n    range_maxx: 3.0\n')
     with pytest.raises(ValueError, match="unknown parameter 'range_maxx'"):
         read_yaml(typo, node, core)
+
+
+def test_bev_frame_matching_for_the_monitor():
+    from aiat_perception.metrics.matching import RunningMetrics
+    from aiat_perception.metrics.matching_3d import Object3D, match_frame_bev
+    gt = [Object3D('car', (10.0, 0.0, 0.0), (4.0, 2.0, 1.5), 0.0),
+          Object3D('pedestrian', (5.0, 3.0, 0.0), (0.6, 0.6, 1.7), 0.0)]
+    car = Object3D('car', (10.5, 0.0, 0.0), (4.0, 2.0, 1.5), 0.0, 0.9)        # IoU 3.5 / 4.5 = 0.78
+    ped = Object3D('pedestrian', (5.25, 3.0, 0.0), (0.6, 0.6, 1.7), 0.0, 0.8)  # IoU 0.35 / 0.85 = 0.41
+    result = match_frame_bev([car, ped], gt, 0.5)
+    assert [(d, g) for d, g, _ in result.matches] == [(0, 0)] and math.isclose(result.matches[0][2], 3.5 / 4.5)
+    result = match_frame_bev([car, ped], gt, 0.5, class_thresholds={'pedestrian': 0.3})
+    assert result.tp == 2 and result.fn == 0 and result.fp == 0
+    wrong_class = Object3D('pedestrian', car.center, car.size, car.yaw, 0.9)
+    assert match_frame_bev([wrong_class], gt, 0.5).tp == 0
+    assert match_frame_bev([wrong_class], gt, 0.5, class_agnostic=True).tp == 1
+    running = RunningMetrics(2)
+    running.update(match_frame_bev([car, ped], gt, 0.5, class_thresholds={'pedestrian': 0.3}))
+    running.update(match_frame_bev([], gt, 0.5))
+    assert running.total()['recall'] == 0.5
+    with pytest.raises(ValueError, match='IoU thresholds'):
+        match_frame_bev([car], gt, 0.5, class_thresholds={'car': 1.5})
+
+
+def test_monitor_class_thresholds_parameter():
+    from aiat_perception.node_params.iou_monitor import parse_class_thresholds
+    assert parse_class_thresholds(['', 'pedestrian:0.3', 'cyclist=0.4']) == {'pedestrian': 0.3, 'cyclist': 0.4}
+    assert table_for('iou_monitor').problems({'class_iou_thresholds': ['pedestrian:1.3']}) == [
+        "class_iou_thresholds: expected 'class:iou' with iou in (0, 1], got 'pedestrian:1.3'"]
+    assert table_for('iou_monitor').problems({'detections_type': '3d', 'max_range_m': 30.0}) == []
