@@ -6,7 +6,10 @@ into a one-frame slot; a worker thread converts it and runs the core on the newe
 frame makes the node skip frames (counted as dropped) instead of queueing them, and the executor stays
 free for /tf_static, parameter changes and the diagnostics timer. Converting in the worker keeps the
 callback at microseconds and makes conversion a timed stage; any exception from it counts the message
-as malformed, never a crash.
+as malformed, never a crash. A node whose core takes about a millisecond (``PROCESS_IN_CALLBACK``:
+scan_detector) processes in the subscription callback instead: the hand-over to a worker thread costs
+a thread wake-up, several milliseconds on a loaded 2-core machine, more than the work itself, and the
+depth-1 input already keeps only the newest message while the callback runs.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class LidarDetectorBase(Node):
     TABLE = None
     CORE_TABLE: Dict = {}
     DESCRIPTION = ''
+    PROCESS_IN_CALLBACK = False
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
@@ -74,8 +78,10 @@ class LidarDetectorBase(Node):
         self.diagnostic_name = f'{self.get_fully_qualified_name()}: {self.DESCRIPTION}'
         self.create_timer(p['diagnostics_period_s'], self.publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
-        self.worker = threading.Thread(target=self.work, name=f'{node_name}_worker', daemon=True)
-        self.worker.start()
+        self.worker = None
+        if not self.PROCESS_IN_CALLBACK:
+            self.worker = threading.Thread(target=self.work, name=f'{node_name}_worker', daemon=True)
+            self.worker.start()
         self.get_logger().info(f'ready: {self.resolve_topic_name(self.INPUT_TOPIC)} ({p["reliability"]}) -> '
                                f'{self.pub_detections.topic_name} in '
                                f'{p["target_frame"] or "the sensor frame"}')
@@ -106,7 +112,9 @@ class LidarDetectorBase(Node):
     # --- input: cheap, never blocks on the core ---------------------------------------------------
     def on_message(self, msg):
         self.health.record_input(time.monotonic())
-        if self.slot.put(msg):
+        if self.PROCESS_IN_CALLBACK:
+            self.process_safely(msg)
+        elif self.slot.put(msg):
             self.health.record_drop()
 
     def on_tf_static(self, msg):
@@ -120,15 +128,19 @@ class LidarDetectorBase(Node):
     def work(self):
         while not self.slot.closed:
             msg = self.slot.take(timeout=0.2)
-            if msg is None:
-                continue
-            try:
-                self.process(msg)
-            except Exception as exc:  # keep running; the failure is counted and reported
-                if not self.context.ok():
-                    break  # shutting down: publishers are gone
-                self.health.record_failure(f'{type(exc).__name__}: {exc}')
-                self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
+            if msg is not None and not self.process_safely(msg):
+                break
+
+    def process_safely(self, msg) -> bool:
+        """:meth:`process`, any failure counted and reported; False when shutting down."""
+        try:
+            self.process(msg)
+        except Exception as exc:  # keep running; the failure is counted and reported
+            if not self.context.ok():
+                return False  # shutting down: publishers are gone
+            self.health.record_failure(f'{type(exc).__name__}: {exc}')
+            self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
+        return True
 
     def process(self, msg):
         start = time.perf_counter()
@@ -186,4 +198,5 @@ class LidarDetectorBase(Node):
 
     def close(self):
         self.slot.close()
-        self.worker.join(timeout=5.0)
+        if self.worker is not None:
+            self.worker.join(timeout=5.0)

@@ -8,7 +8,7 @@ Topics (relative, remap as needed):
   out  detections (vision_msgs/Detection3DArray: header copied from the input; class_id person / leg /
        other), detections/markers (visualization_msgs/MarkerArray, while subscribed),
        ~/latency (std_msgs/Float64MultiArray), /diagnostics
-Processing: newest scan only (see :mod:`aiat_perception.nodes.lidar_common`); the core's background
+Processing: in the subscription callback, newest scan only (see :mod:`aiat_perception.nodes.lidar_common`); the core's background
 model (background_scans) learns from the scans it processes. Parameters:
 aiat_perception/node_params/scan_detector.py, documented in config/scan_detector.yaml.
 """
@@ -55,6 +55,7 @@ class ScanDetectorNode(LidarDetectorBase):
     TABLE = TABLE
     CORE_TABLE = SCAN_PARAMETERS
     DESCRIPTION = 'scan detector'
+    PROCESS_IN_CALLBACK = True   # about 1 ms a scan (benchmarks/lidar.py): no worker hand-over
 
     def __init__(self, node_name: str = 'scan_detector', **kwargs):
         super().__init__(node_name, **kwargs)
