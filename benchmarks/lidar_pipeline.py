@@ -12,7 +12,13 @@ the leg-tracker bag as LaserScan at 20 Hz; both below the nodes' capacity on 2 c
 
     .venv/bin/python benchmarks/lidar_pipeline.py [--seconds 20] [--out docs/benchmarks/lidar_pipeline.json]
 
-Target (issue 13): end-to-end p50 <= core p50 + bare transport p50 + 3 ms.
+Target (issue 13): end-to-end p50 <= core p50 + bare transport p50 + 3 ms, checked two ways: against
+the core paced in this process (a separate phase, so it sees other machine load), and per frame:
+end-to-end minus the core's own stage times as the node measured them for that frame (conversion,
+message building, publishing, hand-over and both transports are what is left) <= transport p50 + 3 ms.
+On this shared 2-core machine (load average ~25 from other sessions) every wall-clock figure is
+stretched by waiting for a core, so the node's own work beyond the core (conversion, message building,
+publishing) is also measured as CPU time on the same message: check_node_cpu_beyond_core_p50_within_3ms.
 The publisher mode (``--publish points|scan``) is what the benchmark starts as its publisher process.
 """
 from __future__ import annotations
@@ -124,6 +130,42 @@ def core_times(kind: str, rate: float, count: int) -> list:
     return times
 
 
+def node_overhead_cpu(node, kind: str, count: int = 100) -> dict:
+    """CPU time (this thread's, so not stretched by other processes' load) of the node's own work
+    beyond the core, on the same message: conversion, and Detection3DArray building + publishing."""
+    from vision_msgs.msg import Detection3DArray
+
+    from aiat_perception.lidar.detector import PARAMETERS, PointCloudDetector
+    from aiat_perception.lidar.params import read_yaml
+    from aiat_perception.lidar.scan import SCAN_PARAMETERS, ScanDetector
+    from aiat_perception.msg_conversions import cloud_xyz
+    from aiat_perception.nodes.scan_detector import scan_arrays
+    from aiat_perception.vision_conversions import detections_3d_to_msg
+    msg = make_message(kind)
+    if kind == 'points':
+        convert = lambda m: cloud_xyz(m)[0]  # noqa: E731
+        core = PointCloudDetector(read_yaml(ROOT / 'config' / 'lidar_detector.yaml', 'lidar_detector', PARAMETERS))
+        detections = core(convert(msg)).detections
+    else:
+        convert = scan_arrays
+        core = ScanDetector(read_yaml(ROOT / 'config' / 'scan_detector.yaml', 'scan_detector', SCAN_PARAMETERS))
+        detections = core(*convert(msg)).detections
+    pub = node.create_publisher(Detection3DArray, 'bench_overhead_detections', 10)
+    conversion, publish = [], []
+    for _ in range(count + 5):
+        t0 = time.thread_time()
+        convert(msg)
+        t1 = time.thread_time()
+        pub.publish(detections_3d_to_msg(detections, msg.header))
+        t2 = time.thread_time()
+        conversion.append((t1 - t0) * 1e3)
+        publish.append((t2 - t1) * 1e3)
+    node.destroy_publisher(pub)
+    total = np.array(conversion[5:]) + np.array(publish[5:])
+    return {'detections': len(detections), 'conversion': stats(conversion[5:]),
+            'build_and_publish': stats(publish[5:]), 'total': stats(total)}
+
+
 def spin_while(node, proc, extra_s: float = 1.0):
     import rclpy
     while proc.poll() is None:
@@ -155,7 +197,7 @@ def run_case(node, kind: str, seconds: float, env: dict) -> dict:
                                  '-p', 'reliability:=reliable', '--log-level', 'warn'], env=env, cwd=ROOT)
     e2e, node_times = [], []
     subs = [node.create_subscription(Detection3DArray, 'detections', lambda m: e2e.append(
-                (time.time_ns() - stamp_to_ns(m.header.stamp)) / 1e6), 50),
+                (stamp_to_ns(m.header.stamp), (time.time_ns() - stamp_to_ns(m.header.stamp)) / 1e6)), 50),
             node.create_subscription(Float64MultiArray, f'/{case["node"]}/latency',
                                      lambda m: node_times.append(dict(zip(m.layout.dim[0].label.split(','), m.data))), 50)]
     deadline = time.monotonic() + 60
@@ -169,13 +211,29 @@ def run_case(node, kind: str, seconds: float, env: dict) -> dict:
     core = core_times(kind, case['rate'], max(20, min(200, int(case['rate'] * seconds))))
     stages = {k: stats([t[k] for t in node_times[3:]]) for k in (node_times[0] if node_times else {})
               if k.endswith('_ms')}
+    # per frame: end to end minus the core's own stages as the node timed them (same frame, same run)
+    core_stages = [k for k in (node_times[0] if node_times else {})
+                   if k.endswith('_ms') and k not in ('pipeline_ms', 'processing_ms', 'waited_ms', 'conversion_ms', 'publish_ms')]
+    # ~/latency carries the stamp as float seconds (sub-microsecond rounding): pair by millisecond
+    core_by_stamp = {round(t['stamp_s'] * 1e3): sum(t[k] for k in core_stages) for t in node_times}
+    e2e = [(round(stamp / 1e6), lag) for stamp, lag in e2e]
+    overhead = [lag - core_by_stamp[stamp] for stamp, lag in e2e[3:] if stamp in core_by_stamp]
     result = {'node': case['node'], 'rate_hz': case['rate'], 'sent': int(case['rate'] * seconds),
-              'end_to_end_ms': stats(e2e[3:]), 'bare_transport_ms': stats(transport[3:]),
-              'core_ms_paced_in_process': stats(core), 'node_stage_ms': stages}
-    budget = result['core_ms_paced_in_process'].get('p50', np.nan) + result['bare_transport_ms'].get('p50', np.nan) + 3.0
+              'end_to_end_ms': stats([lag for _, lag in e2e[3:]]), 'bare_transport_ms': stats(transport[3:]),
+              'core_ms_paced_in_process': stats(core), 'node_stage_ms': stages,
+              'core_ms_in_node': stats([core_by_stamp[s] for s, _ in e2e[3:] if s in core_by_stamp]),
+              'end_to_end_minus_core_in_node_ms': stats(overhead)}
+    transport_p50 = result['bare_transport_ms'].get('p50', np.nan)
+    budget = result['core_ms_paced_in_process'].get('p50', np.nan) + transport_p50 + 3.0
     got = result['end_to_end_ms'].get('p50', np.nan)
     result['check_e2e_p50_within_core_plus_transport_plus_3ms'] = {
         'end_to_end_p50': got, 'budget': round(float(budget), 3), 'ok': bool(got <= budget)}
+    result['node_overhead_cpu_ms'] = node_overhead_cpu(node, kind)
+    cpu = result['node_overhead_cpu_ms']['total']['p50']
+    result['check_node_cpu_beyond_core_p50_within_3ms'] = {'cpu_p50': cpu, 'budget': 3.0, 'ok': bool(cpu <= 3.0)}
+    extra = result['end_to_end_minus_core_in_node_ms'].get('p50', np.nan)
+    result['check_per_frame_overhead_p50_within_transport_plus_3ms'] = {
+        'overhead_p50': extra, 'budget': round(float(transport_p50 + 3.0), 3), 'ok': bool(extra <= transport_p50 + 3.0)}
     return result
 
 

@@ -29,12 +29,19 @@ def posed_boxes(detections: Sequence[Detection3D], frame_from_sensor: Optional[n
     """(centre, quaternion x y z w) of each detection's box in the output frame: the sensor frame,
     or through the 4x4 ``frame_from_sensor``."""
     T = np.eye(4) if frame_from_sensor is None else np.asarray(frame_from_sensor, dtype=np.float64)
-    out = []
-    for det in detections:
-        center = T[:3, :3] @ np.asarray(det.center, dtype=np.float64) + T[:3, 3]
-        q = matrix_to_quaternion(T[:3, :3] @ yaw_matrix(det.yaw))
-        out.append((tuple(float(v) for v in center), q))
-    return out
+    if not detections:
+        return []
+    centers = np.array([det.center for det in detections], dtype=np.float64) @ T[:3, :3].T + T[:3, 3]
+    yaws = np.array([det.yaw for det in detections], dtype=np.float64)
+    if abs(T[2, 2] - 1.0) < 1e-12:
+        # the usual case (sensor upright in its target frame): a turn about z, quaternions in one go
+        half = (yaws + math.atan2(T[1, 0], T[0, 0])) / 2.0
+        quats = np.stack([np.zeros_like(half), np.zeros_like(half), np.sin(half), np.cos(half)], axis=1)
+        quats[quats[:, 3] < 0] *= -1.0
+        quats = [tuple(q) for q in quats.tolist()]
+    else:
+        quats = [matrix_to_quaternion(T[:3, :3] @ yaw_matrix(yaw)) for yaw in yaws.tolist()]
+    return [(tuple(c), q) for c, q in zip(centers.tolist(), quats)]
 
 
 def yaw_of_quaternion(x: float, y: float, z: float, w: float) -> float:

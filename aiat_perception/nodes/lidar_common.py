@@ -51,10 +51,11 @@ class LidarDetectorBase(Node):
         self.p = declare_table(self, self.TABLE, on_change=self.on_parameters)
         p = self.p
         self.core = self.make_core(core_values(p, self.CORE_TABLE), None)
-        self.health = PipelineHealth(stages=self.STAGES, thresholds=self.thresholds(p),
+        self.stages = (*self.STAGES, 'publish')
+        self.health = PipelineHealth(stages=self.stages, thresholds=self.thresholds(p),
                                      window=p['stats_window'], start_time=time.monotonic())
-        self.latency_labels = ('stamp_s', 'pipeline_ms', 'processing_ms',
-                               *(f'{s}_ms' for s in self.STAGES), 'detections')
+        self.latency_labels = ('stamp_s', 'pipeline_ms', 'processing_ms', 'waited_ms',
+                               *(f'{s}_ms' for s in self.stages), 'detections')
         self.latency_msg = Float64MultiArray()
         self.latency_msg.layout.dim = [MultiArrayDimension(label=','.join(self.latency_labels),
                                                            size=len(self.latency_labels),
@@ -111,10 +112,11 @@ class LidarDetectorBase(Node):
 
     # --- input: cheap, never blocks on the core ---------------------------------------------------
     def on_message(self, msg):
-        self.health.record_input(time.monotonic())
+        now = time.monotonic()
+        self.health.record_input(now)
         if self.PROCESS_IN_CALLBACK:
-            self.process_safely(msg)
-        elif self.slot.put(msg):
+            self.process_safely((now, msg))
+        elif self.slot.put((now, msg)):
             self.health.record_drop()
 
     def on_tf_static(self, msg):
@@ -127,14 +129,14 @@ class LidarDetectorBase(Node):
     # --- worker: newest message only ---------------------------------------------------------------
     def work(self):
         while not self.slot.closed:
-            msg = self.slot.take(timeout=0.2)
-            if msg is not None and not self.process_safely(msg):
+            item = self.slot.take(timeout=0.2)
+            if item is not None and not self.process_safely(item):
                 break
 
-    def process_safely(self, msg) -> bool:
+    def process_safely(self, item) -> bool:
         """:meth:`process`, any failure counted and reported; False when shutting down."""
         try:
-            self.process(msg)
+            self.process(*item)
         except Exception as exc:  # keep running; the failure is counted and reported
             if not self.context.ok():
                 return False  # shutting down: publishers are gone
@@ -142,7 +144,9 @@ class LidarDetectorBase(Node):
             self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
         return True
 
-    def process(self, msg):
+    def process(self, received: float, msg):
+        """``received``: time.monotonic() when the message came out of the executor."""
+        waited_ms = (time.monotonic() - received) * 1e3
         start = time.perf_counter()
         try:
             size = self.input_size(msg)
@@ -155,20 +159,22 @@ class LidarDetectorBase(Node):
             return
         conversion_ms = (time.perf_counter() - start) * 1e3
         result = self.detect(self.core, data)
+        before_publish = time.perf_counter()
         header, frame_from_sensor = self.output_header(msg.header)
         self.pub_detections.publish(detections_3d_to_msg(result.detections, header, frame_from_sensor))
         published_ns = time.time_ns()
-        processing_ms = (time.perf_counter() - start) * 1e3
+        done = time.perf_counter()
+        processing_ms = (done - start) * 1e3
         if self.p['publish_markers'] and self.pub_markers.get_subscription_count() > 0:
             self.pub_markers.publish(detections_3d_markers(result.detections, header, frame_from_sensor))
             self.markers_published += 1
         stamp_ns = stamp_to_ns(msg.header.stamp)
         pipeline_ms = (published_ns - stamp_ns) / 1e6
-        stage_ms = {'conversion': conversion_ms, **result.stage_ms}
+        stage_ms = {'conversion': conversion_ms, **result.stage_ms, 'publish': (done - before_publish) * 1e3}
         self.health.record_output(time.monotonic(), processing_ms, pipeline_ms, stage_ms)
         self.last_counts, self.last_detections = result.counts, len(result.detections)
-        self.latency_msg.data = [stamp_ns / 1e9, pipeline_ms, processing_ms,
-                                 *(float(stage_ms.get(s, float('nan'))) for s in self.STAGES),
+        self.latency_msg.data = [stamp_ns / 1e9, pipeline_ms, processing_ms, waited_ms,
+                                 *(float(stage_ms.get(s, float('nan'))) for s in self.stages),
                                  float(len(result.detections))]
         self.pub_latency.publish(self.latency_msg)
 

@@ -14,8 +14,8 @@ import pytest
 from aiat_perception.assets import shared_data
 from tests.conftest import spin_until
 
-LIDAR_STAGES = ('conversion', 'filter', 'ground', 'clustering', 'fitting')
-SCAN_STAGES = ('conversion', 'filter', 'segmentation', 'fitting')
+LIDAR_STAGES = ('conversion', 'filter', 'ground', 'clustering', 'fitting', 'publish')
+SCAN_STAGES = ('conversion', 'filter', 'segmentation', 'fitting', 'publish')
 
 
 class Outputs:
@@ -101,8 +101,8 @@ def test_lidar_detector_on_real_kitti_scans(test_node, start_node):
     assert {stamp_key(m.header) for m in marker_msg.markers} <= set(sent)
     assert len(marker_msg.markers) == 1 + 2 * len(out.by_stamp(out.detections)[stamp_key(marker_msg.markers[0].header)].detections)
     labels = out.latency[-1].layout.dim[0].label.split(',')
-    assert labels[:3] == ['stamp_s', 'pipeline_ms', 'processing_ms'] and labels[-1] == 'detections'
-    assert [f'{s}_ms' for s in LIDAR_STAGES] == labels[3:-1]
+    assert labels[:4] == ['stamp_s', 'pipeline_ms', 'processing_ms', 'waited_ms'] and labels[-1] == 'detections'
+    assert [f'{s}_ms' for s in LIDAR_STAGES] == labels[4:-1]
 
     # malformed clouds: counted, skipped, the node carries on
     good = clouds[0]

@@ -103,3 +103,16 @@ def test_monitor_class_thresholds_parameter():
     assert table_for('iou_monitor').problems({'class_iou_thresholds': ['pedestrian:1.3']}) == [
         "class_iou_thresholds: expected 'class:iou' with iou in (0, 1], got 'pedestrian:1.3'"]
     assert table_for('iou_monitor').problems({'detections_type': '3d', 'max_range_m': 30.0}) == []
+
+
+def test_tilted_sensor_takes_the_general_path():
+    pitch = 0.2   # sensor pitched down: orientation is no longer a turn about z alone
+    T = make_transform((0.0, 0.0, 1.0), (0.0, math.sin(pitch / 2), 0.0, math.cos(pitch / 2)))
+    det = Detection3D('car', 0.9, (10.0, 0.0, 0.0), (4.0, 1.7, 1.5), 0.3, 300)
+    ((center, q),) = posed_boxes([det], T)
+    assert np.allclose(center, (10 * math.cos(pitch), 0.0, 1.0 - 10 * math.sin(pitch)))
+    R = np.array([[math.cos(pitch), 0, math.sin(pitch)], [0, 1, 0], [-math.sin(pitch), 0, math.cos(pitch)]])
+    from aiat_perception.lidar.output import yaw_matrix
+    from aiat_perception.static_transforms import quaternion_to_matrix
+    assert np.allclose(quaternion_to_matrix(*q), R @ yaw_matrix(0.3))
+    assert posed_boxes([]) == []
