@@ -65,3 +65,41 @@ class RateMeter:
                 return 0.0
             span = max(now - self._times[0], self._times[-1] - self._times[0])
             return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+class WindowedCount:
+    """Events counted over the last ``horizon_s`` seconds (times given by the caller, in s).
+
+    Events are summed into ``buckets`` time slots per horizon, so memory stays bounded at any event
+    rate; an event leaves the count between ``horizon_s`` and ``horizon_s * (1 + 1 / buckets)``
+    after it happened. ``total`` keeps the lifetime count.
+    """
+
+    def __init__(self, horizon_s: float = 10.0, buckets: int = 50):
+        if not horizon_s > 0 or buckets < 1:
+            raise ValueError(f'horizon_s must be > 0 and buckets >= 1, got {horizon_s}, {buckets}')
+        self.horizon_s = float(horizon_s)
+        self._width = self.horizon_s / buckets
+        self._slots: Deque[list] = collections.deque()  # [slot index, count], oldest first
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def add(self, now: float, count: int = 1) -> None:
+        slot = int(now // self._width)
+        with self._lock:
+            self.total += count
+            if self._slots and self._slots[-1][0] >= slot:  # same slot (or a slightly older time)
+                self._slots[-1][1] += count
+            else:
+                self._slots.append([slot, count])
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        oldest = int((now - self.horizon_s) // self._width)
+        while self._slots and self._slots[0][0] < oldest:
+            self._slots.popleft()
+
+    def count(self, now: float) -> int:
+        with self._lock:
+            self._trim(now)
+            return sum(n for _, n in self._slots)

@@ -12,15 +12,18 @@ while ``array.array.frombytes`` is a single memcpy.
 from __future__ import annotations
 
 import array
+import math
+import struct
 import sys
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
 __all__ = [
     'MessageFormatError', 'IMAGE_ENCODINGS', 'image_to_numpy', 'numpy_to_image',
     'compressed_image_to_numpy', 'pointcloud2_to_array', 'array_to_pointcloud2', 'cloud_xyz',
-    'to_uint8_array',
+    'to_uint8_array', 'DEFAULT_MAX_PIXELS', 'compressed_image_size', 'LaserScanArrays',
+    'laserscan_to_ranges',
 ]
 
 
@@ -45,8 +48,18 @@ IMAGE_ENCODINGS = {
     '8UC3': (np.uint8, 3),
     'mono16': (np.uint16, 1),
     '16UC1': (np.uint16, 1),
+    'rgb16': (np.uint16, 3),
+    'bgr16': (np.uint16, 3),
+    'rgba16': (np.uint16, 4),
+    'bgra16': (np.uint16, 4),
     '32FC1': (np.float32, 1),
 }
+
+# Largest decoded CompressedImage (pixels) when the caller gives no limit: 8192x8192 = 64 Mpx is
+# 8x a 4K camera and 2x an 8K one, so no real camera is refused, while one decoded frame stays at
+# most 192 MiB (bgr8) / 512 MiB (bgra16), far from what a 32768x32767 header would ask (6.4 GB),
+# and well below OpenCV's own limit (2**30 pixels). Nodes pass a tighter limit from their camera.
+DEFAULT_MAX_PIXELS = 8192 * 8192
 
 _NATIVE_BIG_ENDIAN = sys.byteorder == 'big'
 
@@ -65,16 +78,33 @@ def _byte_view(data, msg_type: str) -> np.ndarray:
         raise MessageFormatError(msg_type, 'data', f'not a byte buffer ({type(data).__name__})') from exc
 
 
+def _int_field(msg, name: str, msg_type: str, minimum: Optional[int] = None) -> int:
+    """An integer field of a message, or MessageFormatError (a float, string or None is malformed)."""
+    value = getattr(msg, name, None)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise MessageFormatError(msg_type, name, f'expected an integer, got {value!r:.40}')
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise MessageFormatError(msg_type, name, f'{value} must be >= {minimum}')
+    return value
+
+
 def image_to_numpy(msg) -> np.ndarray:
-    """View of a ``sensor_msgs/Image`` as an (H, W) or (H, W, C) array; zero-copy when possible."""
-    encoding = msg.encoding
-    if encoding not in IMAGE_ENCODINGS:
+    """View of a ``sensor_msgs/Image`` as an (H, W) or (H, W, C) array; zero-copy when possible.
+
+    Rows padded beyond ``width * pixel bytes`` (``step`` larger) give a strided view; multi-byte
+    pixels of the other byte order, or not aligned to their size, are copied.
+    """
+    encoding = getattr(msg, 'encoding', None)
+    if not isinstance(encoding, str) or encoding not in IMAGE_ENCODINGS:
         raise MessageFormatError('Image', 'encoding',
-                                 f'unsupported encoding {encoding!r} '
+                                 f'unsupported encoding {encoding!r:.40} '
                                  f'(supported: {", ".join(sorted(IMAGE_ENCODINGS))})')
     dtype, channels = IMAGE_ENCODINGS[encoding]
     dtype = np.dtype(dtype)
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    height = _int_field(msg, 'height', 'Image', 0)
+    width = _int_field(msg, 'width', 'Image', 0)
+    step = _int_field(msg, 'step', 'Image', 0)
     if height <= 0 or width <= 0:
         raise MessageFormatError('Image', 'height/width', f'empty image {width}x{height}')
     row_bytes = width * channels * dtype.itemsize
@@ -82,19 +112,22 @@ def image_to_numpy(msg) -> np.ndarray:
         raise MessageFormatError('Image', 'step',
                                  f'step {step} < width {width} x {channels} channels x '
                                  f'{dtype.itemsize} bytes = {row_bytes}')
-    raw = _byte_view(msg.data, 'Image')
+    raw = _byte_view(getattr(msg, 'data', None), 'Image')
     if raw.size < step * height:
         raise MessageFormatError('Image', 'data',
                                  f'{raw.size} bytes, expected step {step} x height {height} = '
                                  f'{step * height}')
-    rows = raw[:step * height].reshape(height, step)[:, :row_bytes]
+    big_endian = bool(getattr(msg, 'is_bigendian', False))
     if dtype.itemsize > 1:
-        dtype = dtype.newbyteorder('>' if msg.is_bigendian else '<')
-    image = rows.view(dtype)
-    if dtype.itemsize > 1 and dtype.byteorder not in ('=', '|') and \
-            (dtype.byteorder == '>') != _NATIVE_BIG_ENDIAN:
+        dtype = dtype.newbyteorder('>' if big_endian else '<')
+    # An explicit strided view instead of slicing rows and .view(dtype): numpy < 1.23 refuses to
+    # view a non-contiguous (padded) array as a wider dtype.
+    last = (channels * dtype.itemsize, dtype.itemsize) if channels > 1 else (dtype.itemsize,)
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    image = np.ndarray(shape=shape, dtype=dtype, buffer=raw, offset=0, strides=(step,) + last)
+    if dtype.itemsize > 1 and (big_endian != _NATIVE_BIG_ENDIAN or not image.flags.aligned):
         image = image.astype(dtype.newbyteorder('='))
-    return image.reshape(height, width, channels) if channels > 1 else image.reshape(height, width)
+    return image
 
 
 def numpy_to_image(image: np.ndarray, encoding: str, header=None, msg=None):
@@ -125,22 +158,147 @@ def numpy_to_image(image: np.ndarray, encoding: str, header=None, msg=None):
     return msg
 
 
-def compressed_image_to_numpy(msg) -> Tuple[np.ndarray, str]:
-    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png) to (array, encoding)."""
+_JPEG_SOI = b'\xff\xd8'
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# Huffman-coded frames (baseline, extended, progressive, lossless): what cameras and libjpeg make.
+# Arithmetic-coded (0xC9-0xCB, 0xCD-0xCF) and hierarchical (0xC5-0xC7) frames are refused: no
+# camera driver produces them, and arithmetic coding defeats the "bytes needed" check below.
+_JPEG_HUFFMAN_SOF = (0xC0, 0xC1, 0xC2, 0xC3)
+_JPEG_OTHER_SOF = (0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}   # IHDR colour type -> samples per pixel
+# deflate cannot expand one input byte to more than ~1032 output bytes (RFC 1951 block limits)
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _bad_compressed(problem: str) -> MessageFormatError:
+    return MessageFormatError('CompressedImage', 'data', problem)
+
+
+def _jpeg_size(data: bytes) -> Tuple[int, int, int]:
+    """(width, height, header offset) from the JPEG frame header, checked against the bytes that
+    follow it."""
+    pos, end = 2, len(data)
+    while True:
+        if pos + 4 > end:
+            raise _bad_compressed(f'JPEG ends at byte {end} before its frame header (truncated)')
+        if data[pos] != 0xFF:
+            raise _bad_compressed(f'JPEG marker expected at byte {pos}, got 0x{data[pos]:02x}')
+        marker = data[pos + 1]
+        if marker == 0xFF:           # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if marker in (0xD8, 0xD9, 0xDA):
+            raise _bad_compressed(f'JPEG marker 0x{marker:02x} at byte {pos} before any frame header')
+        length = struct.unpack_from('>H', data, pos + 2)[0]
+        if length < 2:
+            raise _bad_compressed(f'JPEG segment length {length} at byte {pos}')
+        if marker in _JPEG_OTHER_SOF:
+            raise _bad_compressed(f'JPEG frame type 0x{marker:02x} (arithmetic-coded or '
+                                  f'hierarchical) is not supported')
+        if marker in _JPEG_HUFFMAN_SOF:
+            if pos + 10 > end:
+                raise _bad_compressed('JPEG frame header truncated')
+            height, width = struct.unpack_from('>HH', data, pos + 5)
+            if width == 0 or height == 0:
+                raise _bad_compressed(f'JPEG frame header claims {width}x{height} (a zero size, '
+                                      f'or a height deferred to a DNL marker, is not supported)')
+            # Every 8x8 block of the full-resolution component costs at least one bit of
+            # Huffman-coded data (its DC code), so fewer bytes than blocks / 8 cannot be a
+            # whole image: libjpeg would pad the rest with grey (13 KB in, 144 MB out).
+            blocks = math.ceil(width / 8) * math.ceil(height / 8)
+            if (end - pos) * 8 < blocks:
+                raise _bad_compressed(f'JPEG header claims {width}x{height} but {end - pos} bytes '
+                                      f'of frame data cannot fill it (>= {math.ceil(blocks / 8)} '
+                                      f'needed)')
+            return width, height, pos
+        pos += 2 + length
+
+
+def _png_size(data: bytes) -> Tuple[int, int]:
+    """(width, height) from the PNG IHDR chunk, checked against the compressed bytes present."""
+    if len(data) < 33 or data[12:16] != b'IHDR':
+        raise _bad_compressed('PNG without an IHDR chunk first (truncated or corrupt)')
+    width, height, depth, colour = struct.unpack_from('>IIBB', data, 16)
+    if width == 0 or height == 0:
+        raise _bad_compressed(f'PNG header claims {width}x{height}')
+    if colour not in _PNG_CHANNELS or depth not in (1, 2, 4, 8, 16):
+        raise _bad_compressed(f'PNG colour type {colour} / bit depth {depth} is not valid')
+    raw_bytes = height * (1 + math.ceil(width * _PNG_CHANNELS[colour] * depth / 8))
+    if raw_bytes > _DEFLATE_MAX_RATIO * len(data):
+        raise _bad_compressed(f'PNG header claims {width}x{height} but {len(data)} compressed '
+                              f'bytes cannot fill it (deflate expands at most '
+                              f'{_DEFLATE_MAX_RATIO}x)')
+    return width, height
+
+
+def compressed_image_size(data) -> Tuple[str, int, int]:
+    """(format, width, height) of a JPEG or PNG from its header alone, without decoding.
+
+    Hand-written: OpenCV has no header-only probe (``imdecode`` allocates the full image first)
+    and Pillow is not a vehicle dependency; two fixed, documented headers (JPEG SOF, PNG IHDR)
+    are a few lines. Only JPEG and PNG (what ``image_transport``'s compressed plugin publishes)
+    are accepted, which also keeps OpenCV's other decoders away from untrusted input.
+    """
+    data = bytes(data)
+    if data.startswith(_JPEG_SOI):
+        width, height, frame_at = _jpeg_size(data)
+        # libjpeg pads a truncated stream with grey instead of failing; a whole JPEG has an EOI
+        # marker (0xFFD9) after its frame header, and byte stuffing keeps 0xFFD9 out of the
+        # entropy-coded data (an EXIF thumbnail's EOI comes before the frame header).
+        if data.rfind(b'\xff\xd9') < frame_at:
+            raise _bad_compressed('JPEG without an end-of-image marker (truncated)')
+        return 'jpeg', width, height
+    if data.startswith(_PNG_SIGNATURE):
+        width, height = _png_size(data)
+        return 'png', width, height
+    raise _bad_compressed(f'neither JPEG nor PNG (first bytes {data[:8].hex()}); only JPEG and '
+                          f'PNG are accepted')
+
+
+_DECODED_ENCODINGS = {(np.dtype(np.uint8), 1): 'mono8', (np.dtype(np.uint8), 3): 'bgr8',
+                      (np.dtype(np.uint8), 4): 'bgra8', (np.dtype(np.uint16), 1): 'mono16',
+                      (np.dtype(np.uint16), 3): 'bgr16', (np.dtype(np.uint16), 4): 'bgra16'}
+
+
+def compressed_image_to_numpy(msg, max_pixels: Optional[int] = None) -> Tuple[np.ndarray, str]:
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG or PNG) to (array, encoding).
+
+    The header's size is read first: more than ``max_pixels`` (``DEFAULT_MAX_PIXELS`` when None),
+    fewer bytes than that size needs, a truncated or undecodable stream, or any other format all
+    raise :class:`MessageFormatError` before anything large is allocated. The encoding says what
+    was decoded: mono8/bgr8/bgra8, or mono16/bgr16/bgra16 for 16-bit PNGs.
+    """
     import cv2
 
-    raw = _byte_view(msg.data, 'CompressedImage')
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    if limit <= 0:
+        raise ValueError(f'max_pixels must be > 0, got {max_pixels!r}')
+    raw = _byte_view(getattr(msg, 'data', None), 'CompressedImage')
     if raw.size == 0:
         raise MessageFormatError('CompressedImage', 'data', 'empty')
-    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    kind, width, height = compressed_image_size(raw)
+    if width * height > limit:
+        raise _bad_compressed(f'{kind.upper()} header claims {width}x{height} = '
+                              f'{width * height} pixels, over the limit {limit}')
+    try:
+        image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. sizes over OpenCV's own limits
+        raise _bad_compressed(f'OpenCV refused the {kind.upper()} ({str(exc).strip()[-120:]})') from None
     if image is None:
-        raise MessageFormatError('CompressedImage', 'data',
-                                 f'could not decode {raw.size} bytes as format {msg.format!r}')
-    if image.ndim == 2:
-        return image, 'mono16' if image.dtype == np.uint16 else 'mono8'
-    if image.shape[2] == 4:
-        return image, 'bgra8'
-    return image, 'bgr8'
+        raise _bad_compressed(f'could not decode {raw.size} bytes as {kind.upper()} '
+                              f'(format field {getattr(msg, "format", None)!r:.40})')
+    if image.shape[:2] != (height, width):
+        raise _bad_compressed(f'decoded {image.shape[1]}x{image.shape[0]} but the header said '
+                              f'{width}x{height}')
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    encoding = _DECODED_ENCODINGS.get((image.dtype, channels))
+    if encoding is None:
+        raise _bad_compressed(f'decoded to {channels} channel(s) of {image.dtype}, which no '
+                              f'supported encoding describes')
+    return image, encoding
 
 
 # sensor_msgs/PointField datatypes
@@ -148,34 +306,47 @@ _POINTFIELD_DTYPES = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4', 7: '
 _DTYPE_POINTFIELD = {v: k for k, v in _POINTFIELD_DTYPES.items()}
 
 
-def _cloud_dtype(msg) -> np.dtype:
-    order = '>' if msg.is_bigendian else '<'
+def _cloud_dtype(msg, point_step: int) -> np.dtype:
+    order = '>' if getattr(msg, 'is_bigendian', False) else '<'
     names, formats, offsets = [], [], []
-    point_step = int(msg.point_step)
-    if point_step <= 0:
-        raise MessageFormatError('PointCloud2', 'point_step', f'{point_step} must be > 0')
-    for index, field in enumerate(msg.fields):
-        code = _POINTFIELD_DTYPES.get(int(field.datatype))
+    fields = getattr(msg, 'fields', None)
+    if not isinstance(fields, (list, tuple)):
+        try:
+            fields = list(fields)
+        except TypeError:
+            raise MessageFormatError('PointCloud2', 'fields',
+                                     f'expected a list of PointField, got {type(fields).__name__}') from None
+    for index, field in enumerate(fields):
+        name = getattr(field, 'name', None)
+        if not isinstance(name, str) or not name:
+            raise MessageFormatError('PointCloud2', f'fields[{index}].name',
+                                     f'expected a non-empty string, got {name!r:.40}')
+        datatype = _int_field(field, 'datatype', 'PointCloud2')
+        code = _POINTFIELD_DTYPES.get(datatype)
         if code is None:
             raise MessageFormatError('PointCloud2', f'fields[{index}].datatype',
-                                     f'unknown datatype {field.datatype} for field {field.name!r}')
+                                     f'unknown datatype {datatype} for field {name!r}')
+        offset = _int_field(field, 'offset', 'PointCloud2', 0)
+        count = max(_int_field(field, 'count', 'PointCloud2'), 1)
         base = np.dtype(order + code)
-        count = max(int(field.count), 1)
-        end = int(field.offset) + base.itemsize * count
+        end = offset + base.itemsize * count
         if end > point_step:
             raise MessageFormatError('PointCloud2', f'fields[{index}].offset',
-                                     f'field {field.name!r} ends at byte {end}, beyond point_step '
+                                     f'field {name!r} ends at byte {end}, beyond point_step '
                                      f'{point_step}')
-        if field.name in names:
+        if name in names:
             raise MessageFormatError('PointCloud2', f'fields[{index}].name',
-                                     f'duplicate field {field.name!r}')
-        names.append(field.name)
+                                     f'duplicate field {name!r}')
+        names.append(name)
         formats.append(base if count == 1 else (base, (count,)))
-        offsets.append(int(field.offset))
+        offsets.append(offset)
     if not names:
         raise MessageFormatError('PointCloud2', 'fields', 'no fields')
-    return np.dtype({'names': names, 'formats': formats, 'offsets': offsets,
-                     'itemsize': point_step})
+    try:
+        return np.dtype({'names': names, 'formats': formats, 'offsets': offsets,
+                         'itemsize': point_step})
+    except (TypeError, ValueError) as exc:  # e.g. a name numpy reserves
+        raise MessageFormatError('PointCloud2', 'fields', f'not a valid point layout ({exc})') from None
 
 
 def pointcloud2_to_array(msg) -> np.ndarray:
@@ -184,15 +355,21 @@ def pointcloud2_to_array(msg) -> np.ndarray:
     Padding between fields is kept in the dtype's itemsize; the byte order of the message is kept in
     the field dtypes (numpy converts on access).
     """
-    dtype = _cloud_dtype(msg)
-    height, width = int(msg.height), int(msg.width)
-    point_step, row_step = int(msg.point_step), int(msg.row_step)
-    if height < 0 or width < 0:
-        raise MessageFormatError('PointCloud2', 'height/width', f'negative size {width}x{height}')
+    height = _int_field(msg, 'height', 'PointCloud2', 0)
+    width = _int_field(msg, 'width', 'PointCloud2', 0)
+    point_step = _int_field(msg, 'point_step', 'PointCloud2')
+    row_step = _int_field(msg, 'row_step', 'PointCloud2', 0)
+    if point_step <= 0:
+        raise MessageFormatError('PointCloud2', 'point_step', f'{point_step} must be > 0')
+    raw = _byte_view(getattr(msg, 'data', None), 'PointCloud2')
+    if height * width and point_step > raw.size:
+        raise MessageFormatError('PointCloud2', 'point_step',
+                                 f'point_step {point_step} is larger than the data '
+                                 f'({raw.size} bytes)')
+    dtype = _cloud_dtype(msg, point_step)
     if row_step < point_step * width:
         raise MessageFormatError('PointCloud2', 'row_step',
                                  f'row_step {row_step} < point_step {point_step} x width {width}')
-    raw = _byte_view(msg.data, 'PointCloud2')
     if raw.size < row_step * height:
         raise MessageFormatError('PointCloud2', 'data',
                                  f'{raw.size} bytes, expected row_step {row_step} x height {height} '
@@ -210,14 +387,23 @@ def cloud_xyz(msg, nan: str = 'drop') -> Tuple[np.ndarray, int]:
 
     ``nan``: 'drop' removes non-finite points, 'keep' keeps them, 'raise' raises
     :class:`MessageFormatError` naming how many points are not finite.
+    x, y and z must be scalar fields (PointField.count 0 or 1): a cloud whose coordinate has
+    count > 1 is refused as malformed rather than guessing which element is meant.
     """
     cloud = pointcloud2_to_array(msg)
     for axis in ('x', 'y', 'z'):
         if axis not in cloud.dtype.names:
             raise MessageFormatError('PointCloud2', 'fields', f'no {axis!r} field '
                                      f'(fields: {", ".join(cloud.dtype.names)})')
+        if cloud.dtype.fields[axis][0].subdtype is not None:
+            index = cloud.dtype.names.index(axis)
+            count = int(np.prod(cloud.dtype.fields[axis][0].shape))
+            raise MessageFormatError('PointCloud2', f'fields[{index}].count',
+                                     f'coordinate {axis!r} has count {count}; x, y and z must be '
+                                     f'scalars (count 1)')
     xyz = np.empty((cloud.shape[0], 3), dtype=np.float32)
-    xyz[:, 0], xyz[:, 1], xyz[:, 2] = cloud['x'], cloud['y'], cloud['z']
+    with np.errstate(over='ignore', invalid='ignore'):  # float64 beyond float32 -> inf, counted below
+        xyz[:, 0], xyz[:, 1], xyz[:, 2] = cloud['x'], cloud['y'], cloud['z']
     finite = np.isfinite(xyz).all(axis=1)
     bad = int(cloud.shape[0] - np.count_nonzero(finite))
     if bad and nan == 'raise':
@@ -272,3 +458,91 @@ def array_to_pointcloud2(points: np.ndarray, header=None, height: Optional[int] 
         if points.dtype.fields[name][0].kind == 'f'))
     msg.data = to_uint8_array(points)
     return msg
+
+
+class LaserScanArrays(NamedTuple):
+    """A ``sensor_msgs/LaserScan`` as arrays, one entry per beam (N = len(msg.ranges))."""
+    ranges: np.ndarray                 # (N,) float32, as received (NaN/inf kept)
+    angles: np.ndarray                 # (N,) float32 radians: angle_min + i * angle_increment
+    valid: np.ndarray                  # (N,) bool: finite and within [range_min, range_max]
+    intensities: Optional[np.ndarray]  # (N,) float32, or None when the scan carries none
+
+
+def _finite_number(msg, name: str) -> float:
+    value = getattr(msg, name, None)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise MessageFormatError('LaserScan', name, f'expected a number, got {value!r:.40}')
+    value = float(value)
+    if not math.isfinite(value):
+        raise MessageFormatError('LaserScan', name, f'{value} is not finite')
+    return value
+
+
+def _float_vector(msg, name: str) -> np.ndarray:
+    value = getattr(msg, name, None)
+    try:
+        vector = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        vector = None
+    # only numbers: np.asarray(..., float32) would turn None into NaN and '1' into 1.0
+    if vector is None or vector.dtype.kind not in 'fiu':
+        raise MessageFormatError('LaserScan', name,
+                                 f'expected a sequence of numbers, got {type(value).__name__}'
+                                 f'{"" if vector is None else " of " + vector.dtype.name}')
+    with np.errstate(over='ignore'):   # beyond float32 -> inf: an invalid beam, not an error
+        vector = vector.astype(np.float32, copy=False)
+    if vector.ndim != 1:
+        raise MessageFormatError('LaserScan', name, f'expected a flat sequence, got shape '
+                                 f'{vector.shape}')
+    return vector
+
+
+def laserscan_to_ranges(msg) -> LaserScanArrays:
+    """Validate a ``sensor_msgs/LaserScan`` and return its ranges, beam angles and a validity mask.
+
+    Raises :class:`MessageFormatError` naming the field for: a non-finite or non-numeric angle or
+    range limit, a zero increment or one whose sign disagrees with angle_max - angle_min, a beam
+    count that does not reach angle_max (within one increment, for drivers that count the last
+    beam differently), a field of view over one turn, range_min < 0 or >= range_max, no ranges,
+    and intensities that are neither empty nor one per range. Beams that are NaN, inf or outside
+    [range_min, range_max] are not errors: they are marked invalid (the sensor saw nothing there).
+    """
+    angle_min = _finite_number(msg, 'angle_min')
+    angle_max = _finite_number(msg, 'angle_max')
+    increment = _finite_number(msg, 'angle_increment')
+    range_min = _finite_number(msg, 'range_min')
+    range_max = _finite_number(msg, 'range_max')
+    ranges = _float_vector(msg, 'ranges')
+    n = ranges.size
+    if n == 0:
+        raise MessageFormatError('LaserScan', 'ranges', 'no beams')
+    if increment == 0.0 and n > 1:
+        raise MessageFormatError('LaserScan', 'angle_increment', f'0 with {n} beams')
+    if n > 1 and angle_max != angle_min and (angle_max - angle_min) * increment < 0:
+        raise MessageFormatError('LaserScan', 'angle_increment',
+                                 f'{increment} runs away from angle_max {angle_max} '
+                                 f'(angle_min {angle_min})')
+    span = (n - 1) * increment
+    slack = abs(increment) + 1e-3
+    if abs(span) > 2 * math.pi + slack:
+        raise MessageFormatError('LaserScan', 'angle_increment',
+                                 f'{n} beams x {increment} rad cover {abs(span):.3f} rad, more '
+                                 f'than one turn')
+    if abs(angle_min + span - angle_max) > slack:
+        raise MessageFormatError('LaserScan', 'angle_max',
+                                 f'{angle_max} but angle_min {angle_min} + ({n} - 1) beams x '
+                                 f'{increment} = {angle_min + span:.6f}')
+    if range_min < 0:
+        raise MessageFormatError('LaserScan', 'range_min', f'{range_min} < 0')
+    if range_max <= range_min:
+        raise MessageFormatError('LaserScan', 'range_max',
+                                 f'{range_max} <= range_min {range_min}')
+    intensities = _float_vector(msg, 'intensities') if getattr(msg, 'intensities', None) is not None \
+        else np.zeros(0, np.float32)
+    if intensities.size not in (0, n):
+        raise MessageFormatError('LaserScan', 'intensities',
+                                 f'{intensities.size} values for {n} ranges (expected 0 or {n})')
+    angles = (angle_min + np.arange(n, dtype=np.float64) * increment).astype(np.float32)
+    with np.errstate(invalid='ignore', over='ignore'):   # a limit beyond float32 acts as inf
+        valid = np.isfinite(ranges) & (ranges >= range_min) & (ranges <= range_max)
+    return LaserScanArrays(ranges, angles, valid, intensities if intensities.size else None)

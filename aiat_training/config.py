@@ -256,11 +256,18 @@ def config_from_dict(data: dict | None, source: str = '<config>', base_dir: Path
 
 def read_config_file(path: Path):
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_bytes().decode('utf-8-sig'))
     except FileNotFoundError:
         raise ConfigError(f'{path}: config file not found') from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML: {exc}') from None
+        raise ConfigError(f'{path}: not valid YAML: {" ".join(str(exc).split())}') from None
+    except UnicodeDecodeError as exc:
+        from aiat_training.data.issues import decode_error_message
+        raise ConfigError(f'{path}: {decode_error_message(exc)}') from None
+    except RecursionError:
+        raise ConfigError(f'{path}: not valid YAML: nested too deeply') from None
+    except OSError as exc:
+        raise ConfigError(f'{path}: cannot read it: {exc.strerror or exc}') from None
 
 
 def load_config(path: str | Path) -> TrainingConfig:

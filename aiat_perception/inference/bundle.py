@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import difflib
 import hashlib
 import math
 import shutil
@@ -23,6 +24,33 @@ DEFAULT_MODEL_FILE = 'model.onnx'
 COLOR_ORDERS = ('BGR', 'RGB', 'GRAY')
 RESIZE_MODES = ('stretch', 'letterbox')
 DECODER_TYPES = ('nanodet_gfl',)
+
+# Largest network input (height x width) a bundle may declare: 4096x4096 is ~100x NanoDet's
+# 416x416 and one float32 NCHW frame of it is 192 MiB. A graph with symbolic height/width takes
+# whatever the metadata says, so this is the only guard against a first frame of 100 GiB.
+MAX_INPUT_PIXELS = 4096 * 4096
+# Normalisation: input = (pixel - mean) / std. Pixels are 0..255 (or 0..1), so a mean outside
+# +-MAX_ABS_MEAN or a std outside [MIN_STD, MAX_STD] is a broken file, not a choice.
+MAX_ABS_MEAN = 1e4
+MIN_STD, MAX_STD = 1e-3, 1e4
+MAX_INTEGER = 1 << 20       # no count or size in bundle.yaml is larger (input sides included)
+MAX_YAML_DEPTH = 16          # bundle.yaml needs 4 levels; provenance gets the rest
+MAX_YAML_BYTES = 4 << 20
+
+# every key bundle.yaml may hold, per level (provenance is free-form)
+KNOWN_KEYS = {
+    '': ('schema_version', 'name', 'model', 'input', 'outputs', 'classes', 'decoder',
+         'postprocess', 'provenance'),
+    'model': ('file', 'sha256', 'format', 'opset'),
+    'input': ('name', 'layout', 'height', 'width', 'color_order', 'resize', 'mean', 'std', 'dtype',
+              'pad_value'),
+    'outputs': ('scores', 'boxes'),
+    'outputs.scores': ('name', 'shape'),
+    'outputs.boxes': ('name', 'shape'),
+    'decoder': ('type', 'strides', 'reg_max', 'scores_are_probabilities', 'cell_offset'),
+    'postprocess': ('score_threshold', 'nms_iou_threshold', 'max_detections',
+                    'class_agnostic_nms', 'pre_nms_top_k'),
+}
 
 Dim = Union[int, str, None]  # a static size, a symbolic name, or unknown
 
@@ -150,6 +178,14 @@ class _Fields:
             raise BundleError(f'{source}: {where or "top level"} must be a mapping, '
                               f'got {type(data).__name__}')
         self.data, self.where, self.source = data, where, source
+        known = KNOWN_KEYS.get(where)
+        if known is not None:
+            for key in data:
+                if key not in known:
+                    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                    hint = f" (did you mean '{close[0]}'?)" if close else \
+                        f' (valid keys: {", ".join(known)})'
+                    raise BundleError(f'{source}: unknown key {self._key(str(key))!r}{hint}')
 
     def _key(self, key: str) -> str:
         return f'{self.where}.{key}' if self.where else key
@@ -175,17 +211,20 @@ class _Fields:
             raise self.fail(key, f'{value!r} is not one of {list(choices)}')
         return value
 
-    def integer(self, key: str, default: Any = ..., minimum: int = 0) -> int:
+    def integer(self, key: str, default: Any = ..., minimum: int = 0,
+                maximum: int = MAX_INTEGER) -> int:
         value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f'expected an integer >= {minimum}, got {value!r}')
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.fail(key, f'expected an integer >= {minimum} and <= {maximum}, '
+                                 f'got {value!r:.60}')
         return value
 
     def number(self, key: str, default: Any = ..., low: float = -math.inf,
                high: float = math.inf) -> float:
         value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise self.fail(key, f'expected a number in [{low}, {high}], got {value!r}')
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or not low <= value <= high):
+            raise self.fail(key, f'expected a number in [{low}, {high}] (finite), got {value!r:.60}')
         return float(value)
 
     def boolean(self, key: str, default: Any = ...) -> bool:
@@ -194,11 +233,15 @@ class _Fields:
             raise self.fail(key, f'expected true or false, got {value!r}')
         return value
 
-    def numbers(self, key: str, length: int) -> Tuple[float, ...]:
+    def numbers(self, key: str, length: int, low: float = -math.inf,
+                high: float = math.inf) -> Tuple[float, ...]:
         value = self.get(key)
         if (not isinstance(value, (list, tuple)) or len(value) != length
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise self.fail(key, f'expected a list of {length} numbers, got {value!r}')
+            raise self.fail(key, f'expected a list of {length} numbers, got {value!r:.200}')
+        for v in value:
+            if not math.isfinite(v) or not low <= v <= high:
+                raise self.fail(key, f'{v!r} is not a finite number in [{low:g}, {high:g}]')
         return tuple(float(v) for v in value)
 
 
@@ -211,19 +254,58 @@ def _parse_shape(fields: _Fields, key: str) -> Tuple[Dim, ...]:
     return tuple(value)
 
 
+def _check_depth(data: Any, source: Path) -> None:
+    """Refuse structures nested deeper than MAX_YAML_DEPTH (or recursive, via YAML aliases).
+
+    Iterative, so the check itself cannot hit Python's recursion limit.
+    """
+    stack = [(data, 0, '')]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            raise BundleError(f'{source}: {where or "top level"}: nested deeper than '
+                              f'{MAX_YAML_DEPTH} levels (or recursive)')
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, f'{where}.{k}' if where else str(k))
+                         for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1, f'{where}[{i}]') for i, v in enumerate(value))
+
+
+def read_bundle_yaml(source: Path) -> Any:
+    """Parse ``bundle.yaml`` safely: size cap, safe loader, nesting cap; errors name the file."""
+    size = source.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise BundleError(f'{source}: {size} bytes, more than a bundle.yaml needs '
+                          f'({MAX_YAML_BYTES} at most)')
+    try:
+        data = yaml.safe_load(source.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BundleError(f'{source}: not valid YAML ({exc})') from None
+    except RecursionError:
+        raise BundleError(f'{source}: nested too deeply to parse (more than '
+                          f'{MAX_YAML_DEPTH} levels allowed)') from None
+    _check_depth(data, source)
+    return data
+
+
 def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) -> Bundle:
     """Validate ``bundle.yaml`` content (no file access) and build the typed :class:`Bundle`."""
     source = source or Path(directory) / BUNDLE_FILE
+    _check_depth(data, source)
     top = _Fields(data, '', source)
     version = top.get('schema_version')
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
         raise BundleError(f'{source}: schema_version is {version!r}, this code reads version '
                           f'{SCHEMA_VERSION}')
     model_f = top.sub('model')
     model = ModelSpec(file=model_f.string('file'), sha256=model_f.string('sha256'),
                       format=model_f.string('format', 'onnx', choices=('onnx',)),
                       opset=model_f.get('opset', None))
-    if Path(model.file).name != model.file:
+    if model.opset is not None and (isinstance(model.opset, bool) or not isinstance(model.opset, int)
+                                    or not 1 <= model.opset <= 1000):
+        raise model_f.fail('opset', f'expected an integer opset version, got {model.opset!r:.60}')
+    if Path(model.file).name != model.file or model.file in ('.', '..') or '\x00' in model.file:
         raise model_f.fail('file', f'must be a file name inside the bundle, got {model.file!r}')
 
     in_f = top.sub('input')
@@ -234,11 +316,13 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
                     height=in_f.integer('height', minimum=1), width=in_f.integer('width', minimum=1),
                     color_order=color_order,
                     resize=in_f.string('resize', choices=RESIZE_MODES),
-                    mean=in_f.numbers('mean', channels), std=in_f.numbers('std', channels),
+                    mean=in_f.numbers('mean', channels, -MAX_ABS_MEAN, MAX_ABS_MEAN),
+                    std=in_f.numbers('std', channels, MIN_STD, MAX_STD),
                     dtype=in_f.string('dtype', 'float32', choices=('float32',)),
-                    pad_value=in_f.number('pad_value', 114.0))
-    if any(s == 0 for s in inp.std):
-        raise in_f.fail('std', 'must not contain zero')
+                    pad_value=in_f.number('pad_value', 114.0, -MAX_ABS_MEAN, MAX_ABS_MEAN))
+    if inp.height * inp.width > MAX_INPUT_PIXELS:
+        raise in_f.fail('height', f'input {inp.height}x{inp.width} = {inp.height * inp.width} '
+                                  f'pixels is over the limit MAX_INPUT_PIXELS = {MAX_INPUT_PIXELS}')
 
     classes = top.get('classes')
     if (not isinstance(classes, (list, tuple)) or not classes
@@ -250,10 +334,11 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     dec_f = top.sub('decoder')
     strides = dec_f.get('strides')
     if (not isinstance(strides, (list, tuple)) or not strides
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in strides)):
-        raise dec_f.fail('strides', f'expected a list of positive integers, got {strides!r}')
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1024
+                       for s in strides)):
+        raise dec_f.fail('strides', f'expected a list of integers in [1, 1024], got {strides!r:.80}')
     decoder = DecoderSpec(type=dec_f.string('type', choices=DECODER_TYPES), strides=tuple(strides),
-                          reg_max=dec_f.integer('reg_max', minimum=0),
+                          reg_max=dec_f.integer('reg_max', minimum=0, maximum=64),
                           scores_are_probabilities=dec_f.boolean('scores_are_probabilities', True),
                           cell_offset=dec_f.number('cell_offset', 0.5, 0.0, 1.0))
 
@@ -400,10 +485,7 @@ def load_bundle(path: Union[str, Path], verify_model: bool = True) -> Bundle:
     source = directory / BUNDLE_FILE
     if not source.is_file():
         raise BundleError(f'{source}: missing (a bundle directory holds {BUNDLE_FILE} and the ONNX model)')
-    try:
-        data = yaml.safe_load(source.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BundleError(f'{source}: not valid YAML ({exc})')
+    data = read_bundle_yaml(source)
     bundle = bundle_from_dict(data, directory, source)
     model_path = bundle.onnx_path
     if not model_path.is_file():

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence
 from aiat_perception.parameters import INT64_MAX, Param, ParameterTable, non_empty
 
 THRESHOLD_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations',
-                  'stale_input_s', 'no_input_warn_s')
+                  'stale_input_s', 'no_input_warn_s', 'lost_warn_fraction')
 POSITIVE = (0.0, math.inf)
 
 TABLE = ParameterTable('camera_detector', [
@@ -39,6 +39,15 @@ TABLE = ParameterTable('camera_detector', [
           range=POSITIVE, open_low=True, dynamic=True),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics', range=POSITIVE, open_low=True),
     Param('stats_window', 100, 'frames in the latency percentile window', range=(1, INT64_MAX)),
+    Param('problem_window_s', 10.0, 'malformed, failed and lost frames make the level WARN for this long',
+          range=POSITIVE, open_low=True),
+    Param('lost_warn_fraction', 0.01, "WARN when more than this share of the window's frames was lost "
+          '(dynamic)', range=(0.0, 1.0), dynamic=True),
+    Param('lost_source', 'auto', 'how lost frames are counted: auto, publication_sequence, '
+          'message_lost_event or none',
+          choices=('auto', 'publication_sequence', 'message_lost_event', 'none')),
+    Param('max_decoded_pixels', 0, 'largest input image in pixels (width x height); 0 = automatic: '
+          '4x the first valid frame, at most DEFAULT_MAX_PIXELS', range=(0, INT64_MAX)),
 ])
 
 

@@ -11,7 +11,12 @@ Topics (relative, remap as needed):
        detections/image (sensor_msgs/Image, annotated; only built while someone subscribes)
        label_info (vision_msgs/LabelInfo, transient local)
        ~/latency (std_msgs/Float64MultiArray), /diagnostics (diagnostic_msgs/DiagnosticArray)
-Parameters: config/camera_detector.yaml documents each one.
+Parameters: aiat_perception/node_params/camera_detector.py, documented in config/camera_detector.yaml.
+
+Every input is untrusted: whatever converting or decoding a frame raises, the frame is counted as
+malformed (with its reason in /diagnostics) and the node goes on; only an exception from the model
+on a good frame counts as failed. Frames lost before they reach the node are counted from gaps in
+each publisher's DDS sequence numbers (``lost_source``).
 """
 from __future__ import annotations
 
@@ -20,70 +25,34 @@ import time
 from pathlib import Path
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
+from aiat_perception.draw import draw_boxes
+from aiat_perception.inference import BundleError, Detector
 from aiat_perception.latest_slot import LatestSlot
-from aiat_perception.msg_conversions import (MessageFormatError, compressed_image_to_numpy,
-                                             image_to_numpy, numpy_to_image)
-from aiat_perception.nodes.common import ParameterError, latched_qos, run_node, sensor_qos
-from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth
+from aiat_perception.msg_conversions import (DEFAULT_MAX_PIXELS, MessageFormatError,
+                                             compressed_image_to_numpy, image_to_numpy,
+                                             numpy_to_image)
+from aiat_perception.node_params.camera_detector import TABLE, THRESHOLD_KEYS, validate
+from aiat_perception.nodes.common import ParameterError, declare_table, latched_qos, run_node, sensor_qos
+from aiat_perception.parameters import non_empty
+from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth, SequenceGaps
+from aiat_perception.vision_conversions import detections_to_msg, diagnostic_array, label_info_msg
+
+try:
+    from rclpy import event_handler as events
+except ImportError:  # rclpy before Iron (Humble)
+    from rclpy import qos_event as events
 
 LATENCY_LABELS = ('stamp_s', 'pipeline_ms', 'processing_ms', 'preprocess_ms', 'inference_ms',
                   'decode_ms', 'detections')
 DETECTOR_ENCODINGS = ('bgr8', 'rgb8', 'mono8', 'bgra8', 'rgba8')
-
-# name -> (default, description); the single list the node declares and config/camera_detector.yaml documents
-PARAMETERS = {
-    'bundle_path': ('', 'model bundle directory; empty = pretrained COCO bundle in the cache'),
-    'backend': ('onnxruntime', 'inference backend: onnxruntime or torch'),
-    'num_threads': (0, 'inference threads (0 = backend default)'),
-    'ort_allow_spinning': (True, 'onnxruntime threads spin briefly after each run (lower latency, more CPU)'),
-    'compressed': (False, 'subscribe to image/compressed (CompressedImage) instead of image'),
-    'reliability': ('best_effort', 'input QoS reliability: best_effort or reliable'),
-    'score_threshold': (-1.0, 'minimum score; < 0 = the bundle default (dynamic)'),
-    'nms_iou_threshold': (-1.0, 'NMS IoU threshold; < 0 = the bundle default (dynamic)'),
-    'max_detections': (-1, 'detections per image; < 0 = the bundle default (dynamic)'),
-    'class_filter': ([''], 'publish only these class names; empty = all (dynamic)'),
-    'debug_image': (True, 'publish detections/image while it has subscribers (dynamic)'),
-    'processing_budget_ms': (150.0, 'WARN when p95 processing time exceeds it (dynamic)'),
-    'pipeline_budget_ms': (250.0, 'WARN when p95 stamp-to-publish latency exceeds it (dynamic)'),
-    'error_after_violations': (10, 'ERROR after this many consecutive over-budget frames (dynamic)'),
-    'stale_input_s': (2.0, 'ERROR when no frame arrived for this long (dynamic)'),
-    'no_input_warn_s': (5.0, 'WARN when no frame arrived since start for this long (dynamic)'),
-    'diagnostics_period_s': (1.0, 'period of /diagnostics'),
-    'stats_window': (100, 'frames in the latency percentile window'),
-}
-DYNAMIC = {'score_threshold', 'nms_iou_threshold', 'max_detections', 'class_filter', 'debug_image',
-           'processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations', 'stale_input_s',
-           'no_input_warn_s'}
-THRESHOLD_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations',
-                  'stale_input_s', 'no_input_warn_s')
-
-
-def validate(values: dict, classes=None) -> list:
-    """Problems with a set of parameter values (names included); empty when all are valid."""
-    problems = []
-    if values.get('backend') not in (None, 'onnxruntime', 'torch'):
-        problems.append(f"backend: must be 'onnxruntime' or 'torch', not {values['backend']!r}")
-    if values.get('reliability') not in (None, 'best_effort', 'reliable'):
-        problems.append(f"reliability: must be 'best_effort' or 'reliable', not {values['reliability']!r}")
-    for key in ('score_threshold', 'nms_iou_threshold'):
-        if key in values and values[key] > 1.0:
-            problems.append(f'{key}: must be <= 1 (or < 0 for the bundle default), got {values[key]}')
-    if values.get('num_threads', 0) < 0:
-        problems.append(f'num_threads: must be >= 0, got {values["num_threads"]}')
-    if values.get('diagnostics_period_s', 1.0) <= 0:
-        problems.append(f'diagnostics_period_s: must be > 0, got {values["diagnostics_period_s"]}')
-    if values.get('stats_window', 1) < 1:
-        problems.append(f'stats_window: must be >= 1, got {values["stats_window"]}')
-    thresholds = {k: values[k] for k in THRESHOLD_KEYS if k in values}
-    problems += [p.replace(' must', ': must', 1) for p in HealthThresholds(**thresholds).problems()
-                 if p.split(' ')[0] in thresholds]
-    if classes is not None and 'class_filter' in values:
-        unknown = [c for c in values['class_filter'] if c and c not in classes]
-        if unknown:
-            problems.append(f'class_filter: unknown class(es) {unknown}; the bundle has '
-                            f'{len(classes)} classes, e.g. {list(classes)[:8]}')
-    return problems
 
 
 def resolve_bundle_path(value: str) -> Path:
@@ -93,206 +62,253 @@ def resolve_bundle_path(value: str) -> Path:
     return cache_dir('bundles') / 'nanodet-coco-416'
 
 
-def make_node():
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-    from rclpy.node import Node
-    from sensor_msgs.msg import CompressedImage, Image
-    from std_msgs.msg import Float64MultiArray, MultiArrayDimension
-    from vision_msgs.msg import Detection2DArray, LabelInfo
+def automatic_pixel_limit(first_frame_pixels: int) -> int:
+    """max_decoded_pixels = 0: 4x the first valid frame (the camera's size), within the module cap."""
+    if first_frame_pixels <= 0:
+        return DEFAULT_MAX_PIXELS
+    return min(4 * first_frame_pixels, DEFAULT_MAX_PIXELS)
 
-    from aiat_perception.draw import draw_boxes
-    from aiat_perception.inference import BundleError, Detector
-    from aiat_perception.vision_conversions import (detections_to_msg, diagnostic_array,
-                                                    label_info_msg)
 
-    class CameraDetector(Node):
-        def __init__(self):
-            super().__init__('camera_detector')
-            for name, (default, text) in PARAMETERS.items():
-                self.declare_parameter(name, default, ParameterDescriptor(
-                    description=text, read_only=name not in DYNAMIC))
-            p = {name: self.get_parameter(name).value for name in PARAMETERS}
-            p['class_filter'] = [c for c in p['class_filter'] if c]
-            problems = validate(p)
-            if problems:
-                raise ParameterError('; '.join(problems))
-            bundle_path = resolve_bundle_path(p['bundle_path'])
+def publisher_source(info) -> object:
+    """The publisher a MessageInfo came from (its GID), or None where rclpy does not say."""
+    gid = info.get('publisher_gid')
+    data = gid.get('data') if isinstance(gid, dict) else None
+    return bytes(data) if data is not None else None
+
+
+class CameraDetector(Node):
+    def __init__(self, node_name: str = 'camera_detector', **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.detector = None  # class_filter is checked against its classes once it is loaded
+        p = dict(declare_table(self, TABLE, on_change=self.on_parameters_changed,
+                               check=lambda v: validate(v, self.detector and self.detector.classes)))
+        p['class_filter'] = non_empty(p['class_filter'])
+        bundle_path = resolve_bundle_path(p['bundle_path'])
+        try:
+            options = {}
+            if p['backend'] == 'onnxruntime':
+                options['allow_spinning'] = p['ort_allow_spinning']
+                if p['num_threads']:
+                    options['intra_op_threads'] = p['num_threads']
+            self.detector = Detector(bundle_path, backend=p['backend'], **options)
+        except (BundleError, FileNotFoundError) as exc:
+            raise ParameterError(f'bundle_path: {exc}') from exc
+        problems = validate(p, self.detector.classes)
+        if problems:
+            raise ParameterError('; '.join(problems))
+        self.settings = p
+        self.apply_detector_settings(p)
+        self.health = PipelineHealth(
+            thresholds=HealthThresholds(**{k: p[k] for k in THRESHOLD_KEYS}),
+            window=p['stats_window'], start_time=time.monotonic(),
+            problem_window_s=p['problem_window_s'])
+
+        self.slot = LatestSlot()
+        self.debug_images = 0
+        self.first_frame_pixels = 0
+        self.subscribe_input(p)
+        self.pub_detections = self.create_publisher(Detection2DArray, 'detections', 10)
+        self.pub_debug = self.create_publisher(Image, 'detections/image', sensor_qos('reliable'))
+        self.pub_latency = self.create_publisher(Float64MultiArray, '~/latency', 10)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.pub_labels = self.create_publisher(LabelInfo, 'label_info', latched_qos())
+        self.publish_label_info()
+        self.latency_msg = Float64MultiArray()
+        self.latency_msg.layout.dim = [MultiArrayDimension(
+            label=','.join(LATENCY_LABELS), size=len(LATENCY_LABELS), stride=len(LATENCY_LABELS))]
+        self.diagnostic_name = f'{self.get_fully_qualified_name()}: camera detector'
+        self.create_timer(p['diagnostics_period_s'], self.publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.worker = threading.Thread(target=self.work, name='camera_detector_worker', daemon=True)
+        self.worker.start()
+        self.get_logger().info(f'{self.detector!r} ready; input '
+                               f'{"image/compressed" if p["compressed"] else "image"} ({p["reliability"]})')
+
+    def subscribe_input(self, p):
+        """The input subscription, with lost-frame counting as ``lost_source`` asks: gaps in each
+        publisher's DDS sequence numbers (rclpy >= Iron passes them to two-argument callbacks),
+        else the RMW's message-lost event (Fast DDS reports only some losses: see README)."""
+        msg_type, topic = (CompressedImage, 'image/compressed') if p['compressed'] \
+            else (Image, 'image')
+        self.sequence_gaps = SequenceGaps()
+        self.lost_counting = 'none'   # which source counted lost frames so far (diagnostics)
+        callback = self.on_frame
+        if p['lost_source'] in ('auto', 'publication_sequence') and \
+                hasattr(Subscription, 'CallbackType'):
+            callback = self.on_frame_with_info
+        event_callbacks = None
+        if p['lost_source'] in ('auto', 'message_lost_event'):
             try:
-                options = {}
-                if p['backend'] == 'onnxruntime':
-                    options['allow_spinning'] = p['ort_allow_spinning']
-                    if p['num_threads']:
-                        options['intra_op_threads'] = p['num_threads']
-                self.detector = Detector(bundle_path, backend=p['backend'], **options)
-            except (BundleError, FileNotFoundError) as exc:
-                raise ParameterError(f'bundle_path: {exc}') from exc
-            problems = validate(p, self.detector.classes)
-            if problems:
-                raise ParameterError('; '.join(problems))
-            self.settings = p
-            self.apply_detector_settings(p)
-            self.health = PipelineHealth(
-                thresholds=HealthThresholds(**{k: p[k] for k in THRESHOLD_KEYS}),
-                window=p['stats_window'], start_time=time.monotonic())
-            self.add_on_set_parameters_callback(self.on_set_parameters)
+                event_callbacks = events.SubscriptionEventCallbacks(
+                    message_lost=self.on_message_lost)
+            except TypeError:  # an rclpy without the message-lost event
+                pass
+        qos = sensor_qos(p['reliability'])
+        try:
+            self.create_subscription(msg_type, topic, callback, qos,
+                                     event_callbacks=event_callbacks)
+        except getattr(events, 'UnsupportedEventTypeError', ()):  # an RMW without the event
+            self.create_subscription(msg_type, topic, callback, qos)
 
-            self.slot = LatestSlot()
-            self.debug_images = 0
-            qos = sensor_qos(p['reliability'])
-            if p['compressed']:
-                self.create_subscription(CompressedImage, 'image/compressed', self.on_frame, qos)
-            else:
-                self.create_subscription(Image, 'image', self.on_frame, qos)
-            self.pub_detections = self.create_publisher(Detection2DArray, 'detections', 10)
-            self.pub_debug = self.create_publisher(Image, 'detections/image', sensor_qos('reliable'))
-            self.pub_latency = self.create_publisher(Float64MultiArray, '~/latency', 10)
-            self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-            self.pub_labels = self.create_publisher(LabelInfo, 'label_info', latched_qos())
+    def pixel_limit(self) -> int:
+        limit = self.settings['max_decoded_pixels']
+        return limit if limit > 0 else automatic_pixel_limit(self.first_frame_pixels)
+
+    def apply_detector_settings(self, p):
+        post = self.detector.bundle.postprocess
+        self.detector.score_threshold = p['score_threshold'] if p['score_threshold'] >= 0 \
+            else post.score_threshold
+        self.detector.nms_iou_threshold = p['nms_iou_threshold'] if p['nms_iou_threshold'] >= 0 \
+            else post.nms_iou_threshold
+        self.detector.max_detections = p['max_detections'] if p['max_detections'] >= 0 \
+            else post.max_detections
+        self.class_filter = set(p['class_filter'])
+
+    def publish_label_info(self):
+        msg = label_info_msg(self.detector.classes, self.detector.score_threshold)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_labels.publish(msg)
+
+    def on_parameters_changed(self, values, changed):
+        """The dynamic parameters, already checked (ranges by rclpy, the rest by the table and the
+        bundle's classes)."""
+        self.settings = dict(values, class_filter=non_empty(values['class_filter']))
+        self.apply_detector_settings(self.settings)
+        self.health.thresholds = HealthThresholds(**{k: self.settings[k] for k in THRESHOLD_KEYS})
+        if 'score_threshold' in changed:
             self.publish_label_info()
-            self.latency_msg = Float64MultiArray()
-            self.latency_msg.layout.dim = [MultiArrayDimension(
-                label=','.join(LATENCY_LABELS), size=len(LATENCY_LABELS), stride=len(LATENCY_LABELS))]
-            self.diagnostic_name = f'{self.get_fully_qualified_name()}: camera detector'
-            self.create_timer(p['diagnostics_period_s'], self.publish_diagnostics,
-                              callback_group=MutuallyExclusiveCallbackGroup())
-            self.worker = threading.Thread(target=self.work, name='camera_detector_worker', daemon=True)
-            self.worker.start()
-            self.get_logger().info(f'{self.detector!r} ready; input '
-                                   f'{"image/compressed" if p["compressed"] else "image"} ({p["reliability"]})')
 
-        def apply_detector_settings(self, p):
-            post = self.detector.bundle.postprocess
-            self.detector.score_threshold = p['score_threshold'] if p['score_threshold'] >= 0 \
-                else post.score_threshold
-            self.detector.nms_iou_threshold = p['nms_iou_threshold'] if p['nms_iou_threshold'] >= 0 \
-                else post.nms_iou_threshold
-            self.detector.max_detections = p['max_detections'] if p['max_detections'] >= 0 \
-                else post.max_detections
-            self.class_filter = set(p['class_filter'])
+    # --- input: cheap, never blocks on the model ---------------------------------------
+    def on_frame_with_info(self, msg, info):
+        number = info.get('publication_sequence_number') if isinstance(info, dict) else None
+        if isinstance(number, int) and 0 < number < 2 ** 63:  # None/0: the RMW gives none
+            self.lost_counting = 'publication_sequence'
+            self.health.record_lost(self.sequence_gaps.observe(publisher_source(info), number),
+                                    time.monotonic())
+        self.on_frame(msg)
 
-        def publish_label_info(self):
-            msg = label_info_msg(self.detector.classes, self.detector.score_threshold)
-            msg.header.stamp = self.get_clock().now().to_msg()
-            self.pub_labels.publish(msg)
+    def on_message_lost(self, info):
+        if self.lost_counting != 'publication_sequence' or \
+                self.settings['lost_source'] == 'message_lost_event':
+            self.lost_counting = 'message_lost_event'
+            self.health.record_lost(int(info.total_count_change), time.monotonic())
 
-        def on_set_parameters(self, params):
-            changed = dict(self.settings)
-            for param in params:
-                if param.name not in DYNAMIC:
-                    return SetParametersResult(successful=False,
-                                               reason=f'{param.name} cannot change at run time')
-                changed[param.name] = param.value
-            changed['class_filter'] = [c for c in changed['class_filter'] if c]
-            problems = validate(changed, self.detector.classes)
-            if problems:
-                return SetParametersResult(successful=False, reason='; '.join(problems))
-            self.settings = changed
-            self.apply_detector_settings(changed)
-            self.health.thresholds = HealthThresholds(**{k: changed[k] for k in THRESHOLD_KEYS})
-            if any(param.name == 'score_threshold' for param in params):
-                self.publish_label_info()
-            return SetParametersResult(successful=True)
-
-        # --- input: cheap, never blocks on the model ---------------------------------------
-        def on_frame(self, msg):
-            self.health.record_input(time.monotonic())
-            try:
-                if isinstance(msg, CompressedImage):
-                    frame = msg  # decoded in the worker: decoding costs milliseconds
-                else:
-                    image = image_to_numpy(msg)
-                    if msg.encoding not in DETECTOR_ENCODINGS:
-                        raise MessageFormatError('Image', 'encoding',
-                                                 f'{msg.encoding!r} is not a colour or mono8 image '
-                                                 f'(accepted: {", ".join(DETECTOR_ENCODINGS)})')
-                    frame = (msg, image)
-            except MessageFormatError as exc:
-                self.health.record_malformed(str(exc))
-                self.get_logger().warn(f'skipping malformed frame: {exc}', throttle_duration_sec=5.0)
-                return
-            if self.slot.put(frame):
-                self.health.record_drop()
-
-        # --- worker: newest frame only --------------------------------------------------------
-        def work(self):
-            while not self.slot.closed:
-                frame = self.slot.take(timeout=0.2)
-                if frame is None:
-                    continue
-                try:
-                    self.process(frame)
-                except MessageFormatError as exc:
-                    self.health.record_malformed(str(exc))
-                    self.get_logger().warn(f'skipping malformed frame: {exc}', throttle_duration_sec=5.0)
-                except Exception as exc:  # keep running; the failure is counted and reported
-                    if not self.context.ok():
-                        break  # shutting down: publishers are gone
-                    self.health.record_failure(f'{type(exc).__name__}: {exc}')
-                    self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
-
-        def process(self, frame):
-            start = time.perf_counter()
-            if isinstance(frame, CompressedImage):
-                msg = frame
-                image, encoding = compressed_image_to_numpy(msg)
+    def on_frame(self, msg):
+        now = time.monotonic()
+        self.health.record_input(now)
+        try:
+            if isinstance(msg, CompressedImage):
+                frame = msg  # decoded in the worker: decoding costs milliseconds
             else:
-                msg, image = frame
-                encoding = msg.encoding
-            dets = self.detector.detect_one(image, encoding)
-            keep = np.ones(len(dets), dtype=bool)
-            labels = dets.labels
-            if self.class_filter:
-                keep = np.array([label in self.class_filter for label in labels], dtype=bool)
-            labels = [label for label, k in zip(labels, keep) if k]
-            out = detections_to_msg(dets.boxes[keep], dets.scores[keep], labels, msg.header)
-            self.pub_detections.publish(out)
-            published_ns = time.time_ns()
-            processing_ms = (time.perf_counter() - start) * 1e3
-            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            pipeline_ms = (published_ns - stamp_ns) / 1e6
-            times = self.detector.last_times
-            stage_ms = {'preprocess': times.preprocess * 1e3, 'inference': times.inference * 1e3,
-                        'decode': times.decode * 1e3}
-            self.health.record_output(time.monotonic(), processing_ms, pipeline_ms, stage_ms)
-            self.latency_msg.data = [stamp_ns / 1e9, pipeline_ms, processing_ms,
-                                     stage_ms['preprocess'], stage_ms['inference'], stage_ms['decode'],
-                                     float(len(labels))]
-            self.pub_latency.publish(self.latency_msg)
-            if self.settings['debug_image'] and self.pub_debug.get_subscription_count() > 0:
-                self.publish_debug(image, encoding, dets, keep, labels, msg.header)
+                if msg.encoding not in DETECTOR_ENCODINGS:
+                    raise MessageFormatError('Image', 'encoding',
+                                             f'{msg.encoding!r:.40} is not a colour or mono8 image '
+                                             f'(accepted: {", ".join(DETECTOR_ENCODINGS)})')
+                pixels, limit = int(msg.width) * int(msg.height), self.pixel_limit()
+                if pixels > limit:
+                    raise MessageFormatError('Image', 'height/width',
+                                             f'{msg.width}x{msg.height} = {pixels} pixels, over '
+                                             f'the limit {limit} (max_decoded_pixels)')
+                frame = (msg, image_to_numpy(msg))
+                self.first_frame_pixels = self.first_frame_pixels or pixels
+        except Exception as exc:  # whatever a frame makes the conversion raise, it is bad input
+            self.reject(exc, now)
+            return
+        if self.slot.put(frame):
+            self.health.record_drop(now=now)
 
-        def publish_debug(self, image, encoding, dets, keep, labels, header):
-            import cv2
-            if encoding == 'mono8':
-                image, encoding = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), 'bgr8'
-            elif encoding in ('bgra8', 'rgba8'):
-                image, encoding = np.ascontiguousarray(image[:, :, :3]), encoding[:3] + '8'
-            canvas = draw_boxes(image, dets.boxes[keep], labels, dets.class_ids[keep],
-                                dets.scores[keep], color_order=encoding[:3])
-            self.pub_debug.publish(numpy_to_image(canvas, encoding, header=header))
-            self.debug_images += 1
+    def reject(self, exc, now):
+        reason = str(exc) if isinstance(exc, MessageFormatError) \
+            else f'{type(exc).__name__}: {exc}'
+        self.health.record_malformed(reason[:300], now)
+        self.get_logger().warn(f'skipping malformed frame: {reason[:300]}',
+                               throttle_duration_sec=5.0)
 
-        def publish_diagnostics(self):
-            report = self.health.report(time.monotonic())
-            report.values.append(('debug_images_published', str(self.debug_images)))
-            report.values.append(('bundle', str(self.detector.bundle.path)))
-            report.values.append(('backend', f'{self.detector.backend.name} on {self.detector.backend.device}'))
-            self.pub_diagnostics.publish(diagnostic_array(
-                [(self.diagnostic_name, self.detector.bundle.name, report)],
-                self.get_clock().now().to_msg()))
+    # --- worker: newest frame only --------------------------------------------------------
+    def work(self):
+        while not self.slot.closed:
+            frame = self.slot.take(timeout=0.2)
+            if frame is None:
+                continue
+            start = time.perf_counter()
+            try:
+                msg, image, encoding = self.decode(frame)
+            except Exception as exc:  # an undecodable frame is malformed input, whatever raised
+                self.reject(exc, time.monotonic())
+                continue
+            try:
+                self.process(msg, image, encoding, start)
+            except Exception as exc:  # keep running; the failure is counted and reported
+                if not self.context.ok():
+                    break  # shutting down: publishers are gone
+                self.health.record_failure(f'{type(exc).__name__}: {exc}', time.monotonic())
+                self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
 
-        def close(self):
-            self.slot.close()
-            self.worker.join(timeout=5.0)
-            self.detector.close()
+    def decode(self, frame):
+        if not isinstance(frame, CompressedImage):
+            msg, image = frame
+            return msg, image, msg.encoding
+        image, encoding = compressed_image_to_numpy(frame, max_pixels=self.pixel_limit())
+        if encoding not in DETECTOR_ENCODINGS:
+            raise MessageFormatError('CompressedImage', 'data',
+                                     f'decoded to {encoding}, not a colour or mono8 image')
+        self.first_frame_pixels = self.first_frame_pixels or image.shape[0] * image.shape[1]
+        return frame, image, encoding
 
-    return CameraDetector()
+    def process(self, msg, image, encoding, start):
+        dets = self.detector.detect_one(image, encoding)
+        keep = np.ones(len(dets), dtype=bool)
+        labels = dets.labels
+        if self.class_filter:
+            keep = np.array([label in self.class_filter for label in labels], dtype=bool)
+        labels = [label for label, k in zip(labels, keep) if k]
+        out = detections_to_msg(dets.boxes[keep], dets.scores[keep], labels, msg.header)
+        self.pub_detections.publish(out)
+        published_ns = time.time_ns()
+        processing_ms = (time.perf_counter() - start) * 1e3
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        pipeline_ms = (published_ns - stamp_ns) / 1e6
+        times = self.detector.last_times
+        stage_ms = {'preprocess': times.preprocess * 1e3, 'inference': times.inference * 1e3,
+                    'decode': times.decode * 1e3}
+        self.health.record_output(time.monotonic(), processing_ms, pipeline_ms, stage_ms)
+        self.latency_msg.data = [stamp_ns / 1e9, pipeline_ms, processing_ms,
+                                 stage_ms['preprocess'], stage_ms['inference'], stage_ms['decode'],
+                                 float(len(labels))]
+        self.pub_latency.publish(self.latency_msg)
+        if self.settings['debug_image'] and self.pub_debug.get_subscription_count() > 0:
+            self.publish_debug(image, encoding, dets, keep, labels, msg.header)
+
+    def publish_debug(self, image, encoding, dets, keep, labels, header):
+        import cv2
+        if encoding == 'mono8':
+            image, encoding = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), 'bgr8'
+        elif encoding in ('bgra8', 'rgba8'):
+            image, encoding = np.ascontiguousarray(image[:, :, :3]), encoding[:3] + '8'
+        canvas = draw_boxes(image, dets.boxes[keep], labels, dets.class_ids[keep],
+                            dets.scores[keep], color_order=encoding[:3])
+        self.pub_debug.publish(numpy_to_image(canvas, encoding, header=header))
+        self.debug_images += 1
+
+    def publish_diagnostics(self):
+        report = self.health.report(time.monotonic())
+        report.values.append(('debug_images_published', str(self.debug_images)))
+        report.values.append(('lost_source', self.lost_counting))
+        report.values.append(('max_decoded_pixels', str(self.pixel_limit())))
+        report.values.append(('bundle', str(self.detector.bundle.path)))
+        report.values.append(('backend', f'{self.detector.backend.name} on {self.detector.backend.device}'))
+        self.pub_diagnostics.publish(diagnostic_array(
+            [(self.diagnostic_name, self.detector.bundle.name, report)],
+            self.get_clock().now().to_msg()))
+
+    def close(self):
+        self.slot.close()
+        self.worker.join(timeout=5.0)
+        self.detector.close()
 
 
 def main(args=None):
-    raise SystemExit(run_node(make_node, args))
+    raise SystemExit(run_node(CameraDetector, args))
 
 
 if __name__ == '__main__':

@@ -21,6 +21,13 @@ class ScenarioError(ValueError):
     """A scenario file (or dict) is malformed; the message names the source and the key."""
 
 
+# Limits on sizes a scenario may ask the simulator to render or ray-cast (trust no file):
+MAX_CAMERA_SIDE = 8192          # pixels per image side
+MAX_LIDAR_BEAMS = 100_000       # planar scanner beams per scan
+MAX_LIDAR_POINTS = 2_000_000    # 3D lidar rays per sweep (rings x 360 / horizontal resolution)
+_MAX_EXACT = 2 ** 53            # larger magnitudes are not numbers a scenario means
+
+
 @dataclass
 class SensorPose:
     xyz: Tuple[float, float, float]
@@ -160,6 +167,13 @@ class Scenario:
 
 # ---------------------------------------------------------------- validation helpers
 
+def _finite(value) -> bool:
+    """A finite float, or an int small enough to be one exactly (10**400 would overflow)."""
+    if isinstance(value, int):
+        return abs(value) <= _MAX_EXACT
+    return math.isfinite(value)
+
+
 class _Section:
     """Typed access to one mapping of the file; every read names ``source: path.key``."""
 
@@ -192,11 +206,11 @@ class _Section:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, f'expected a number, got {value!r}')
+            self.fail(key, f'expected a number, got {value!r:.60}')
+        if not _finite(value):
+            self.fail(key, f'expected a finite number (magnitude <= 2**53), got {value!r:.60}')
         if integer and int(value) != value:
             self.fail(key, f'expected an integer, got {value!r}')
-        if not math.isfinite(value):
-            self.fail(key, f'expected a finite number, got {value!r}')
         if low is not None and (value < low or (strict_low and value == low)):
             self.fail(key, f'must be {">" if strict_low else ">="} {low}, got {value!r}')
         if high is not None and value > high:
@@ -224,13 +238,13 @@ class _Section:
         if value is None:
             return None
         if (not isinstance(value, (list, tuple)) or len(value) != length
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)
                        for v in value)):
-            self.fail(key, f'expected a list of {length} finite numbers, got {value!r}')
+            self.fail(key, f'expected a list of {length} finite numbers, got {value!r:.80}')
         return tuple(float(v) for v in value)
 
     def finish(self):
-        unknown = sorted(set(self.data) - self.used)
+        unknown = sorted(set(self.data) - self.used, key=repr)  # YAML keys need not be strings
         if unknown:
             self.fail(unknown[0], f'unknown key (known here: {sorted(self.used)})')
 
@@ -258,8 +272,8 @@ def _camera(sec: _Section) -> CameraConfig:
     d = CameraConfig()
     cam = CameraConfig(
         enabled=sec.boolean('enabled', d.enabled),
-        width=sec.number('width', d.width, low=8, integer=True),
-        height=sec.number('height', d.height, low=8, integer=True),
+        width=sec.number('width', d.width, low=8, high=MAX_CAMERA_SIDE, integer=True),
+        height=sec.number('height', d.height, low=8, high=MAX_CAMERA_SIDE, integer=True),
         rate_hz=sec.number('rate_hz', d.rate_hz, low=0.0, strict_low=True),
         fov_deg=sec.number('fov_deg', d.fov_deg, low=1.0, high=170.0),
         near=sec.number('near', d.near, low=0.0, strict_low=True),
@@ -287,7 +301,7 @@ def _lidar_2d(sec: _Section) -> Lidar2DConfig:
     d = Lidar2DConfig()
     out = Lidar2DConfig(
         enabled=sec.boolean('enabled', d.enabled),
-        beams=sec.number('beams', d.beams, low=2, integer=True),
+        beams=sec.number('beams', d.beams, low=2, high=MAX_LIDAR_BEAMS, integer=True),
         fov_deg=sec.number('fov_deg', d.fov_deg, low=0.0, high=360.0, strict_low=True),
         range_min=sec.number('range_min', d.range_min, low=0.0),
         range_max=sec.number('range_max', d.range_max, low=0.0, strict_low=True),
@@ -323,6 +337,10 @@ def _lidar_3d(sec: _Section) -> Lidar3DConfig:
         rate_hz=sec.number('rate_hz', d.rate_hz, low=0.0, strict_low=True),
         pose=_pose(sec, d.pose), noise=_noise(sec, d.noise),
         frame_id=sec.string('frame_id', d.frame_id))
+    rays = out.rings * 360.0 / out.horizontal_resolution_deg
+    if rays > MAX_LIDAR_POINTS:
+        sec.fail('rings', f'{out.rings} rings at {out.horizontal_resolution_deg} deg make {rays:.0f} '
+                          f'rays per sweep, over the limit {MAX_LIDAR_POINTS}')
     low, high = out.vertical_fov_deg
     if not -90.0 <= low <= high <= 90.0:
         sec.fail('vertical_fov_deg', f'need -90 <= lower <= upper <= 90, got {list(out.vertical_fov_deg)}')
@@ -343,8 +361,9 @@ def _motion(sec: _Section) -> MotionConfig:
             sec.fail('waypoints', f'expected a list of at least 2 [x, y] points, got {points!r}')
         for i, point in enumerate(points):
             if (not isinstance(point, (list, tuple)) or len(point) != 2
-                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in point)):
-                sec.fail(f'waypoints[{i}]', f'expected [x, y], got {point!r}')
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)
+                           for v in point)):
+                sec.fail(f'waypoints[{i}]', f'expected [x, y] (finite numbers), got {point!r:.60}')
         m.waypoints = [(float(x), float(y)) for x, y in points]
         m.position = m.waypoints[0]
         m.speed = sec.number('speed', None, low=0.0)
@@ -435,13 +454,17 @@ def parse_scenario(data: Any, source: str = '<dict>') -> Scenario:
 def load_scenario(path) -> Scenario:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding='utf-8')
     except OSError as exc:
         raise ScenarioError(f'{path}: cannot read scenario: {exc}') from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f'{path}: not UTF-8 text ({exc.reason} at byte {exc.start})') from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(f'{path}: not valid YAML: {exc}') from exc
+    except RecursionError:
+        raise ScenarioError(f'{path}: nested too deeply to parse') from None
     return parse_scenario(data, str(path))
 
 

@@ -1,6 +1,6 @@
 """``aiat-data``: know your dataset before training.
 
-    aiat-data report  --format kitti --path data/kitti/training --out reports/kitti
+    aiat-data report  --format kitti --path data/kitti/training --out reports/kitti [--no-verify-images]
     aiat-data split   --config config/training_example.yaml --out splits/kitti
     aiat-data augment-preview --config config/training_example.yaml --out preview.png
 
@@ -50,12 +50,15 @@ def _config(args) -> TrainingConfig:
     return config
 
 
-def _load(args):
+def _load(args, verify_images: bool = False):
     config = _config(args)
     mapping = (ClassMapping.from_yaml(args.class_map) if getattr(args, 'class_map', None)
                else config.class_mapping.to_mapping())
     d = config.data
     dataset = read_dataset(d.format, d.path, d.images, d.subset, mapping, d.on_error, d.sequence_regex)
+    if verify_images:
+        from aiat_training.data.verify import verify_images as verify
+        dataset = verify(dataset, d.on_error, progress=True)
     if dataset.issues:
         print(f'{len(dataset.issues)} broken input(s) skipped: {summarize(dataset.issues)}', file=sys.stderr)
         for issue in dataset.issues[:10]:
@@ -67,7 +70,7 @@ def _load(args):
 
 def cmd_report(args) -> int:
     from aiat_training.data.report import write_report
-    config, dataset = _load(args)
+    config, dataset = _load(args, verify_images=args.verify_images)
     stats = write_report(dataset, args.out, (config.input.height, config.input.width), plots=not args.no_plots)
     print(json.dumps({'out': str(args.out), 'images': stats['images'], 'boxes': stats['boxes'],
                       'issues': stats['issues']['total'], 'verdict': stats['bias']['verdict'],
@@ -117,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     _dataset_args(p)
     p.add_argument('--out', type=Path, required=True, help='output directory')
     p.add_argument('--no-plots', action='store_true', help='skip the matplotlib plots')
+    p.add_argument('--verify-images', action=argparse.BooleanOptionalAction, default=True,
+                   help='decode every image fully to find truncated/corrupt files (default: on; '
+                   'a progress bar on a terminal); --no-verify-images reads only the headers')
     p.set_defaults(func=cmd_report)
     p = sub.add_parser('split', help='reproducible train/val/test file lists')
     _dataset_args(p)

@@ -1,6 +1,6 @@
 """``aiat-train``: fine-tune, evaluate and export the detector.
 
-  aiat-train fit CONFIG [--resume] [--out DIR]
+  aiat-train fit CONFIG [--resume] [--out DIR] [--on-error raise|skip]
   aiat-train eval (--bundle DIR | --checkpoint PT) --config CONFIG [--split val|test|train] [--out DIR]
   aiat-train export CHECKPOINT --out DIR [--weights ema|model] [--score-threshold 0.35] [--opset 17]
   aiat-train advise ...   (when aiat_training.advise exists)
@@ -29,8 +29,15 @@ def cmd_fit(args) -> int:
     cfg = load_fit_config(args.config)
     if args.out:
         cfg.output.dir = Path(args.out)
+    if args.on_error:
+        cfg.data.on_error = args.on_error
     splits = read_splits(cfg)
     train = splits['train']
+    issues = train.issues          # the splits share the dataset's read issues
+    if issues:
+        from aiat_training.data.issues import summarize
+        print(f'aiat-train: {len(issues)} broken input(s) skipped: {summarize(issues)}; first: {issues[0]}',
+              file=sys.stderr)
     train_set = TrainingDataset(train, cfg.input, cfg.augmentation, augment=True, seed=cfg.train.seed)
     trainer = Trainer(cfg, train.class_names, train_set, splits.get('val'), progress=not args.quiet)
     try:
@@ -92,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser('fit', help='train from a YAML config (docs/training_fit_config.md)')
     fit.add_argument('config', type=Path)
-    fit.add_argument('--resume', action='store_true', help='continue from OUTPUT/checkpoints/last.pt')
+    fit.add_argument('--resume', action='store_true', help='continue from OUTPUT/checkpoints/last.pt '
+                     '(best.pt if last.pt is corrupt); an error if the run has no checkpoint yet')
+    fit.add_argument('--on-error', choices=('raise', 'skip'), help='override data.on_error: stop at the first '
+                     'broken label file or undecodable image, or skip it and report it')
     fit.add_argument('--out', type=Path, help='override output.dir')
     fit.add_argument('--quiet', action='store_true', help='no progress bar')
     fit.set_defaults(func=cmd_fit)
@@ -128,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from aiat_training.config import ConfigError
+    from aiat_training.data.classmap import ClassMappingError
+    from aiat_training.data.issues import DatasetError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['advise']:  # its own parser: argparse's REMAINDER drops leading --options
@@ -135,8 +147,12 @@ def main(argv=None) -> int:
         return advise_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
+        from aiat_training.train.checkpoint import CheckpointError
+    except ImportError:             # no torch: only the torch-free subcommands can run
+        CheckpointError = ConfigError
+    try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, ClassMappingError, DatasetError, CheckpointError, FileNotFoundError) as exc:
         print(f'aiat-train: {exc}', file=sys.stderr)
         return 2
 

@@ -82,9 +82,16 @@ class ClassMapping:
     def from_yaml(cls, path: str | Path) -> 'ClassMapping':
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_bytes().decode('utf-8-sig'))
         except yaml.YAMLError as exc:
-            raise ClassMappingError(f'{path}: not valid YAML: {exc}') from None
+            raise ClassMappingError(f'{path}: not valid YAML: {" ".join(str(exc).split())}') from None
+        except UnicodeDecodeError as exc:
+            from aiat_training.data.issues import decode_error_message
+            raise ClassMappingError(f'{path}: {decode_error_message(exc)}') from None
+        except RecursionError:
+            raise ClassMappingError(f'{path}: not valid YAML: nested too deeply') from None
+        except OSError as exc:
+            raise ClassMappingError(f'{path}: cannot read it: {exc.strerror or exc}') from None
         return cls.from_dict(data, where=str(path))
 
     def resolve(self, name: str) -> int | str | None:

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from aiat_training.data.issues import ReadIssue
+from aiat_training.data.issues import CORRUPT_IMAGE, DatasetError, ReadIssue, read_text_file
 
 
 def _boxes(values) -> np.ndarray:
@@ -46,11 +46,13 @@ class Sample:
             raise ValueError(f'{self.image_path}: {len(self.boxes)} boxes but {len(self.labels)} labels')
 
     def load_image(self) -> np.ndarray:
-        """The image as a BGR uint8 array [H, W, 3] (read from disk on each call)."""
+        """The image as a BGR uint8 array [H, W, 3] (read from disk on each call); an image that
+        cannot be decoded (missing, truncated PNG, not an image) raises :class:`DatasetError`."""
         import cv2
         image = cv2.imread(str(self.image_path), cv2.IMREAD_COLOR)
         if image is None:
-            raise FileNotFoundError(f'cannot read image {self.image_path}')
+            raise DatasetError(ReadIssue(CORRUPT_IMAGE, str(self.image_path), None, None,
+                                         'cannot decode the image (missing, truncated or corrupt)'))
         return image
 
     @property
@@ -108,7 +110,7 @@ def read_file_list(path: str | Path) -> list[Path]:
     """Image paths from a split file list (one per line; relative paths are relative to the list)."""
     path = Path(path)
     out = []
-    for line in path.read_text().splitlines():
+    for line in read_text_file(path, 'split file list').splitlines():
         line = line.strip()
         if line and not line.startswith('#'):
             p = Path(line)

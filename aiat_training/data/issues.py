@@ -11,8 +11,10 @@ BOX_OUTSIDE_IMAGE = 'box_outside_image'  # box reaches beyond the image by more 
 INVALID_BOX = 'invalid_box'              # zero/negative width or height, NaN
 UNKNOWN_CLASS = 'unknown_class'          # class not in the format's list or not in the class mapping
 MALFORMED = 'malformed'                  # a line/entry that cannot be parsed
-MALFORMED_FILE = 'malformed_file'        # a whole file that cannot be parsed (bad JSON/XML/YAML)
-KINDS = (MISSING_IMAGE, BOX_OUTSIDE_IMAGE, INVALID_BOX, UNKNOWN_CLASS, MALFORMED, MALFORMED_FILE)
+MALFORMED_FILE = 'malformed_file'        # a whole file that cannot be parsed (bad JSON/XML/YAML, not UTF-8)
+CORRUPT_IMAGE = 'corrupt_image'          # an image whose pixels cannot be decoded (truncated, corrupt)
+KINDS = (MISSING_IMAGE, BOX_OUTSIDE_IMAGE, INVALID_BOX, UNKNOWN_CLASS, MALFORMED, MALFORMED_FILE,
+         CORRUPT_IMAGE)
 
 ON_ERROR = ('raise', 'skip')
 
@@ -41,8 +43,8 @@ class ReadIssue:
 class DatasetError(ValueError):
     """Raised for the first broken input when reading with ``on_error='raise'``."""
 
-    def __init__(self, issue: ReadIssue):
-        super().__init__(str(issue))
+    def __init__(self, issue: ReadIssue, text: str | None = None):
+        super().__init__(text or str(issue))
         self.issue = issue
 
 
@@ -61,6 +63,25 @@ class IssueLog:
         if self.on_error == 'raise':
             raise DatasetError(issue)
         self.issues.append(issue)
+
+
+def decode_error_message(exc: UnicodeDecodeError) -> str:
+    """'not UTF-8 text (byte 0xff at offset 12)'."""
+    bad = exc.object[exc.start:exc.start + 1]
+    return f'not UTF-8 text (byte 0x{bad.hex() or "??"} at offset {exc.start})'
+
+
+def read_text_file(path, kind: str = 'file') -> str:
+    """The file as text (UTF-8, a BOM allowed); a non-UTF-8 file raises :class:`DatasetError`
+    naming it instead of a bare UnicodeDecodeError."""
+    path = Path(path)
+    try:
+        # decoded whole: the incremental decoder behind read_text() silently drops a cut-off BOM
+        return path.read_bytes().decode('utf-8-sig')
+    except UnicodeDecodeError as exc:
+        message = f'{kind}: {decode_error_message(exc)}'
+        raise DatasetError(ReadIssue(MALFORMED_FILE, str(path), None, None, message),
+                           f'{path}: {message}') from None
 
 
 def summarize(issues: list[ReadIssue]) -> dict[str, int]:

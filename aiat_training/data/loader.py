@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from aiat_training.config import AugmentationSection, InputSection
 from aiat_training.data.augment import apply_augmentation, build_augmentation
 from aiat_training.data.dataset import DetectionDataset
+from aiat_training.data.issues import DatasetError
 
 
 class TrainingDataset(Dataset):
@@ -69,7 +70,13 @@ class TrainingDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
     def __getitem__(self, index: int) -> dict:
-        image, boxes, labels, ignore, orig, scale = self.load(index)
+        """An image that cannot be decoded gives ``{'unreadable': ReadIssue, 'index': i}`` instead
+        (raising here would reach the trainer as a worker traceback); :func:`collate` sets it apart
+        and the trainer stops or skips per ``data.on_error``."""
+        try:
+            image, boxes, labels, ignore, orig, scale = self.load(index)
+        except DatasetError as exc:
+            return {'unreadable': exc.issue, 'index': index}
         return {'image': self.normalize(image),
                 'boxes': torch.from_numpy(np.asarray(boxes, np.float32).reshape(-1, 4)),
                 'labels': torch.from_numpy(np.asarray(labels, np.int64).reshape(-1)),
@@ -79,9 +86,13 @@ class TrainingDataset(Dataset):
 
 
 def collate(items: list[dict]) -> dict:
-    batch = {'image': torch.stack([it['image'] for it in items])}
+    """``image`` is None when every item was unreadable; ``unreadable`` lists their issues."""
+    unreadable = [it['unreadable'] for it in items if 'unreadable' in it]
+    items = [it for it in items if 'unreadable' not in it]
+    batch = {'image': torch.stack([it['image'] for it in items]) if items else None}
     for key in ('boxes', 'labels', 'ignore', 'index', 'image_path', 'orig_size', 'scale'):
         batch[key] = [it[key] for it in items]
+    batch['unreadable'] = unreadable
     return batch
 
 

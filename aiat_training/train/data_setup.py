@@ -13,6 +13,10 @@ def read_splits(cfg) -> dict:
     """{'train': DetectionDataset, 'val': ..., 'test': ...} for the config's data and split sections."""
     if cfg.data.path is None:
         raise ConfigError('data.path: required for training (where the dataset is)')
+    if not Path(cfg.data.path).exists():
+        raise ConfigError(f'data.path: {cfg.data.path} does not exist')
+    if cfg.data.images is not None and not Path(cfg.data.images).is_dir():
+        raise ConfigError(f'data.images: {cfg.data.images} is not a directory')
     dataset = read_dataset(cfg.data.format, cfg.data.path, cfg.data.images, cfg.data.subset,
                            cfg.class_mapping.to_mapping(), cfg.data.on_error, cfg.data.sequence_regex)
     return split_splits(dataset, cfg)

@@ -50,7 +50,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, weights: str 
 
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, prefer_ema=(weights == 'ema'))
+    model = model_from_checkpoint(ckpt, prefer_ema=(weights == 'ema'), source=checkpoint)
     meta = ckpt['model_meta']
     from aiat_training.nanodet.export import BGR_MEAN, BGR_STD
     spec = meta.get('input', {})
@@ -59,9 +59,10 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, weights: str 
         raise ValueError(f'{checkpoint}: trained with input {spec}, but the bundle exporter writes BGR with '
                          f'mean {BGR_MEAN} / std {BGR_STD}; the bundle would not match the training input')
     resize = spec.get('resize', 'stretch')
-    provenance = {'source': f'aiat-train checkpoint {checkpoint.name}', 'epoch': ckpt['epoch'],
-                  'iteration': ckpt['iteration'], 'weights': 'ema' if ckpt.get('ema') and weights == 'ema' else 'model',
-                  'best_val_mAP': ckpt.get('best_metric'), 'strategy': ckpt['config'].get('model', {}).get('strategy'),
+    config = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
+    provenance = {'source': f'aiat-train checkpoint {checkpoint.name}', 'epoch': ckpt.get('epoch'),
+                  'iteration': ckpt.get('iteration'), 'weights': 'ema' if ckpt.get('ema') and weights == 'ema' else 'model',
+                  'best_val_mAP': ckpt.get('best_metric'), 'strategy': (config.get('model') or {}).get('strategy'),
                   'tool': 'aiat-train export'}
     bundle_dir = export_bundle(model, out_dir, meta['class_names'], input_size=tuple(meta['input_size']),
                                score_threshold=score_threshold, nms_iou_threshold=nms_iou_threshold,

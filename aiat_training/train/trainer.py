@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +25,15 @@ from aiat_perception.inference.bundle import InputSpec
 from aiat_perception.inference.decode import GflDecoder
 from aiat_perception.inference.preprocess import Preprocessor
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (CHECKPOINT_VERSION, CheckpointCorrupt, CheckpointError, CheckpointMissing,
+                         copy_checkpoint, load_checkpoint, remove_leftover_temp_files, rng_state,
+                         save_checkpoint, set_rng_state)
 from .ema import ModelEMA
 from .evaluate import EVAL_SCORE_THRESHOLD, coco_metrics
 from .head_loss import GFLHeadLoss, LossWeights
 from .sampler import EpochSampler
 from .schedule import warmup_cosine
 from .strategy import apply_strategy, build_optimizer
-
-CHECKPOINT_VERSION = 1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -94,20 +94,27 @@ def build_model(cfg, class_names: Sequence[str]) -> nn.Module:
     if m.pretrained == 'coco':
         model = importer.load_pretrained(frozen_bn=True)
     else:
-        model = model_from_checkpoint(load_checkpoint(m.pretrained), prefer_ema=True)
+        model = model_from_checkpoint(load_checkpoint(m.pretrained), prefer_ema=True, source=m.pretrained)
     if tuple(getattr(model, 'class_names', ())) != tuple(class_names):
         importer.replace_head(model, class_names, m.coco_mapping or None)
     return model
 
 
-def model_from_checkpoint(ckpt: dict, prefer_ema: bool = True) -> nn.Module:
+def model_from_checkpoint(ckpt: dict, prefer_ema: bool = True, source='checkpoint') -> nn.Module:
+    """The NanoDet a checkpoint describes; a checkpoint whose metadata or weights do not fit raises
+    :class:`CheckpointCorrupt` naming ``source``."""
     from aiat_training.nanodet.model import NanoDet
 
-    meta = ckpt['model_meta']
-    model = NanoDet(num_classes=len(meta['class_names']), reg_max=meta['reg_max'])
-    state = ckpt['ema']['module'] if prefer_ema and ckpt.get('ema') else ckpt['model']
-    model.load_state_dict(state)
-    model.class_names = tuple(meta['class_names'])
+    try:
+        meta = ckpt['model_meta']
+        model = NanoDet(num_classes=len(meta['class_names']), reg_max=int(meta['reg_max']))
+        state = ckpt['ema']['module'] if prefer_ema and ckpt.get('ema') else ckpt['model']
+        model.load_state_dict(state)
+        model.class_names = tuple(str(n) for n in meta['class_names'])
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        reason = ' '.join(str(exc).split())[:200]
+        raise CheckpointCorrupt(f'{source}: not a usable aiat-train checkpoint ({type(exc).__name__}: '
+                                f'{reason})') from None
     return model.eval()
 
 
@@ -117,9 +124,14 @@ def model_from_checkpoint(ckpt: dict, prefer_ema: bool = True) -> nn.Module:
 @torch.no_grad()
 def predict(model: nn.Module, samples, spec: InputSpec, reg_max: int, strides: Sequence[int],
             device: torch.device, batch_size: int = 8, score_threshold: float = EVAL_SCORE_THRESHOLD,
-            nms_iou_threshold: float = 0.6, max_detections: int = 100, class_names=()) -> list:
+            nms_iou_threshold: float = 0.6, max_detections: int = 100, class_names=(),
+            on_unreadable=None) -> list:
     """Detections (original image pixels) for every sample, with the inference core's
-    :class:`Preprocessor` and :class:`GflDecoder` around the torch model."""
+    :class:`Preprocessor` and :class:`GflDecoder` around the torch model.
+
+    An image that cannot be decoded raises :class:`DatasetError`, or, with ``on_unreadable``
+    (called with its :class:`ReadIssue`), gets ``None`` instead of detections."""
+    from aiat_training.data.issues import DatasetError
     pre = Preprocessor(spec)
     decoder = GflDecoder(strides, reg_max, spec.height, spec.width, class_names)
     was_training = model.training
@@ -127,12 +139,23 @@ def predict(model: nn.Module, samples, spec: InputSpec, reg_max: int, strides: S
     out = []
     samples = list(samples)
     for start in range(0, len(samples), batch_size):
-        images = [s.load_image() for s in samples[start:start + batch_size]]
-        batch, transforms = pre(images, 'bgr8')
-        cls_logits, box_logits = model(torch.from_numpy(batch).to(device))
-        out += decoder.decode(cls_logits.float().sigmoid().cpu().numpy(), box_logits.float().cpu().numpy(),
-                              transforms, score_threshold=score_threshold,
-                              nms_iou_threshold=nms_iou_threshold, max_detections=max_detections)
+        images, chunk = [], [None] * len(samples[start:start + batch_size])
+        for j, s in enumerate(samples[start:start + batch_size]):
+            try:
+                images.append((j, s.load_image()))
+            except DatasetError as exc:
+                if on_unreadable is None:
+                    raise
+                on_unreadable(exc.issue)
+        if images:
+            batch, transforms = pre([image for _, image in images], 'bgr8')
+            cls_logits, box_logits = model(torch.from_numpy(batch).to(device))
+            dets = decoder.decode(cls_logits.float().sigmoid().cpu().numpy(), box_logits.float().cpu().numpy(),
+                                  transforms, score_threshold=score_threshold,
+                                  nms_iou_threshold=nms_iou_threshold, max_detections=max_detections)
+            for (j, _), det in zip(images, dets):
+                chunk[j] = det
+        out += chunk
     model.train(was_training)
     return out
 
@@ -242,6 +265,8 @@ class Trainer:
         self.best_metric = -1.0
         self.history: list = []
         self.writer = None
+        self.on_error = getattr(getattr(cfg, 'data', None), 'on_error', 'raise')
+        self.skipped_images: dict = {}      # image path -> issue, for images that could not be decoded
 
     # -- checkpoints ------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -261,27 +286,57 @@ class Trainer:
     def save(self, improved: bool) -> None:
         last = save_checkpoint(self.ckpt_dir / 'last.pt', **self.state())
         if improved:
-            shutil.copyfile(last, self.ckpt_dir / 'best.pt.tmp')
-            os.replace(self.ckpt_dir / 'best.pt.tmp', self.ckpt_dir / 'best.pt')
+            copy_checkpoint(last, self.ckpt_dir / 'best.pt')
+
+    def newest_intact_checkpoint(self) -> tuple:
+        """(path, content) of ``last.pt``, or of ``best.pt`` (an earlier epoch's full state) when
+        ``last.pt`` is corrupt or gone. A refused (unsafe) file stops the resume; it is never skipped."""
+        problems = []
+        for path in (self.ckpt_dir / 'last.pt', self.ckpt_dir / 'best.pt'):
+            if not path.is_file():
+                continue
+            try:
+                ckpt = load_checkpoint(path, map_location=self.device)
+            except CheckpointCorrupt as exc:
+                problems.append(str(exc))
+                continue
+            if problems and self.dist.is_main:
+                print(f'aiat-train: {problems[0]}; resuming from {path} (epoch {ckpt.get("epoch")}) instead',
+                      file=sys.stderr)
+            return path, ckpt
+        if problems:
+            raise CheckpointCorrupt('; '.join(problems) + ': no intact checkpoint to resume from')
+        raise CheckpointMissing(f'{self.ckpt_dir}: --resume: no checkpoint to resume yet (no last.pt or '
+                                'best.pt); run without --resume to start a fresh run')
 
     def resume(self, path: Optional[Path] = None) -> None:
-        path = Path(path or self.ckpt_dir / 'last.pt')
-        ckpt = load_checkpoint(path, map_location=self.device)
-        if ckpt['model_meta']['class_names'] != self.class_names:
-            raise ValueError(f'{path}: checkpoint classes {ckpt["model_meta"]["class_names"]} differ from '
-                             f'the config\'s {self.class_names}')
-        if ckpt['iteration'] and ckpt['iteration'] % self.iters_per_epoch:
-            raise ValueError(f'{path}: iterations per epoch differ from the checkpointed run '
-                             '(batch size, dataset or max_iters_per_epoch changed)')
-        self.model.load_state_dict(ckpt['model'])
-        if self.ema and ckpt.get('ema'):
-            self.ema.load_state_dict(ckpt['ema'])
-        self.optimizer.load_state_dict(ckpt['optimizer'])
-        self.scheduler.load_state_dict(ckpt['scheduler'])
-        self.scaler.load_state_dict(ckpt['scaler'])
-        self.epoch, self.iteration = ckpt['epoch'], ckpt['iteration']
-        self.best_metric, self.history = ckpt['best_metric'], ckpt['history']
-        set_rng_state(ckpt['rng'])
+        if path is None:
+            path, ckpt = self.newest_intact_checkpoint()
+        else:
+            path = Path(path)
+            ckpt = load_checkpoint(path, map_location=self.device)
+        if ckpt['model_meta'].get('class_names') != self.class_names:
+            raise CheckpointError(f'{path}: checkpoint classes {ckpt["model_meta"].get("class_names")} differ '
+                                  f'from the config\'s {self.class_names}')
+        iteration = ckpt.get('iteration')
+        if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
+            raise CheckpointCorrupt(f'{path}: cannot resume from it (iteration {iteration!r:.40})')
+        if iteration % self.iters_per_epoch:
+            raise CheckpointError(f'{path}: iterations per epoch differ from the checkpointed run '
+                                  '(batch size, dataset or max_iters_per_epoch changed)')
+        try:
+            self.model.load_state_dict(ckpt['model'])
+            if self.ema and ckpt.get('ema'):
+                self.ema.load_state_dict(ckpt['ema'])
+            self.optimizer.load_state_dict(ckpt['optimizer'])
+            self.scheduler.load_state_dict(ckpt['scheduler'])
+            self.scaler.load_state_dict(ckpt['scaler'])
+            self.epoch, self.iteration = int(ckpt['epoch']), int(ckpt['iteration'])
+            self.best_metric, self.history = float(ckpt['best_metric']), list(ckpt['history'])
+            set_rng_state(ckpt['rng'])
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+            reason = ' '.join(str(exc).split())[:200]
+            raise CheckpointCorrupt(f'{path}: cannot resume from it ({type(exc).__name__}: {reason})') from None
 
     # -- loop -------------------------------------------------------------------------------------
     def loader(self, epoch: int) -> DataLoader:
@@ -324,12 +379,26 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema else self.model
 
+    def unreadable_image(self, issue) -> None:
+        """An image the loader could not decode: stop (on_error raise) or skip it, reported once."""
+        from aiat_training.data.issues import DatasetError
+        if self.on_error == 'raise':
+            raise DatasetError(issue)
+        if issue.file not in self.skipped_images:
+            self.skipped_images[issue.file] = issue
+            if self.dist.is_main:
+                from tqdm import tqdm
+                tqdm.write(f'aiat-train: skipped: {issue}', file=sys.stderr)
+
     def validate(self) -> dict:
         model = self.eval_model()
         dets = predict(model, self.val_set.samples, self.spec, model.reg_max, model.strides, self.device,
-                       batch_size=max(1, self.cfg.train.batch_size), class_names=self.class_names)
-        metrics = coco_metrics(self.val_set.samples, dets, self.class_names)
-        metrics['_detections'] = dets
+                       batch_size=max(1, self.cfg.train.batch_size), class_names=self.class_names,
+                       on_unreadable=self.unreadable_image)
+        samples = [s for s, d in zip(self.val_set.samples, dets) if d is not None]
+        dets = [d for d in dets if d is not None]
+        metrics = coco_metrics(samples, dets, self.class_names)
+        metrics['_detections'], metrics['_samples'] = dets, samples
         return metrics
 
     def _log_validation(self, metrics: dict) -> None:
@@ -344,8 +413,8 @@ class Trainer:
             if ap.get('AP') is not None:
                 w.add_scalar(f'val_AP/{name}', ap['AP'], step)
                 w.add_scalar(f'val_AP50/{name}', ap['AP50'], step)
-        for k in range(min(self.cfg.train.log_images, len(self.val_set))):
-            s = self.val_set.samples[k]
+        for k in range(min(self.cfg.train.log_images, len(metrics['_samples']))):
+            s = metrics['_samples'][k]
             image = draw_detections(s.load_image(), metrics['_detections'][k], s.boxes, self.class_names)
             w.add_image(f'val_images/{k}', np.ascontiguousarray(image), step, dataformats='HWC')
 
@@ -357,6 +426,8 @@ class Trainer:
             self.resume()
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            for tmp in remove_leftover_temp_files(self.ckpt_dir):
+                print(f'aiat-train: removed {tmp} (left by an interrupted checkpoint write)', file=sys.stderr)
             (self.out_dir / 'config.json').write_text(json.dumps(self.config_dict, indent=2, default=str))
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.out_dir / 'tensorboard'), purge_step=self.iteration or None)
@@ -376,6 +447,11 @@ class Trainer:
             for i, batch in enumerate(self.loader(epoch)):
                 if i >= self.iters_per_epoch:
                     break
+                for issue in batch.get('unreadable', ()):
+                    self.unreadable_image(issue)
+                if batch['image'] is None:          # every image of the batch was unreadable
+                    t_fetch = time.perf_counter()
+                    continue
                 t_step = time.perf_counter()
                 data_time += t_step - t_fetch
                 losses = self.train_step(batch)
@@ -425,4 +501,5 @@ class Trainer:
                 'history': self.history, 'seconds': time.perf_counter() - run_start,
                 'images_per_second': steps * cfg.train.batch_size * self.dist.world_size
                 / max(time.perf_counter() - run_start, 1e-9),
-                'checkpoint': str(self.ckpt_dir / 'last.pt'), 'best_checkpoint': str(self.ckpt_dir / 'best.pt')}
+                'checkpoint': str(self.ckpt_dir / 'last.pt'), 'best_checkpoint': str(self.ckpt_dir / 'best.pt'),
+                'skipped_images': sorted(self.skipped_images)}

@@ -24,16 +24,17 @@ def detector(start_node):
 class Collector:
     """Subscribes the test node to the detector's outputs and keeps what arrives."""
 
-    def __init__(self, node, images=True):
+    def __init__(self, node, images=True, detections='detections', node_name='camera_detector'):
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import Image
         from vision_msgs.msg import Detection2DArray, LabelInfo
 
         from aiat_perception.nodes.common import latched_qos, sensor_qos
         self.node = node
+        self.status_prefix = f'/{node_name}: '
         self.detections, self.images, self.statuses, self.labels, self.debug = [], [], [], [], []
         self.receive_ns = []
-        node.create_subscription(Detection2DArray, 'detections', self.on_detections, 50)
+        node.create_subscription(Detection2DArray, detections, self.on_detections, 50)
         if images:
             node.create_subscription(Image, 'image', self.images.append, sensor_qos('best_effort', 50))
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
@@ -44,7 +45,7 @@ class Collector:
         self.receive_ns.append(time.time_ns())
 
     def on_diagnostics(self, msg):
-        self.statuses += [s for s in msg.status if 'camera_detector' in s.name]
+        self.statuses += [s for s in msg.status if s.name.startswith(self.status_prefix)]
 
     def latest_values(self):
         from aiat_perception.vision_conversions import diagnostic_values
@@ -57,7 +58,9 @@ def labels_of(msg):
 
 def test_real_photos_give_classes_header_and_diagnostics(test_node, start_node, detector):
     collect = Collector(test_node)
-    detector()
+    # Budgets far above this machine's worst case under load: the test checks that a healthy node
+    # reports OK, not how fast the machine is (benchmarks/camera_pipeline.py measures that).
+    detector(processing_budget_ms=5000.0, pipeline_budget_ms=10000.0)
     start_node('aiat_perception.nodes.image_publisher',
                params={'images': [str(assets.darknet_image('dog.jpg'))], 'rate_hz': 4.0,
                        'frame_id': 'front_camera'})
@@ -192,3 +195,261 @@ def test_debug_image_only_when_subscribed_and_dynamic_filter(test_node, start_no
     assert spin_until(test_node, future.done, timeout=10)
     result = future.result().results[0]
     assert not result.successful and 'score_threshold' in result.reason
+
+
+# --- hostile input (issue 10) -------------------------------------------------------------------
+# Quick diagnostics and a short problem window, budgets and staleness out of the way: these tests
+# check the accounting and the return to OK, not the machine's speed.
+HOSTILE_PARAMS = {'reliability': 'reliable', 'diagnostics_period_s': 0.25, 'problem_window_s': 1.5,
+                  'stale_input_s': 60.0, 'no_input_warn_s': 60.0, 'processing_budget_ms': 10000.0,
+                  'pipeline_budget_ms': 20000.0, 'debug_image': False, 'num_threads': 1}
+
+
+def settle(test_node, pub, collect, good, timeout=30.0):
+    """Publish ``good`` until the node answers: the first reliable samples can precede the match."""
+    good.header.frame_id = 'warm_up'
+    deadline = time.monotonic() + timeout
+    while not any(m.header.frame_id == 'warm_up' for m in collect.detections):
+        assert time.monotonic() < deadline, 'the node never answered'
+        good.header.stamp = test_node.get_clock().now().to_msg()
+        pub.publish(good)
+        spin_until(test_node, lambda: any(m.header.frame_id == 'warm_up' for m in collect.detections),
+                   timeout=1.0)
+
+
+def send_and_await(test_node, pub, collect, msg, frame_id, timeout=30.0):
+    msg.header.frame_id = frame_id
+    msg.header.stamp = test_node.get_clock().now().to_msg()
+    pub.publish(msg)
+    return spin_until(test_node, lambda: any(m.header.frame_id == frame_id for m in collect.detections),
+                      timeout=timeout)
+
+
+def await_values(test_node, collect, predicate, timeout=10.0):
+    spin_until(test_node, lambda: collect.statuses and predicate(collect.latest_values()), timeout=timeout)
+    return collect.latest_values()
+
+
+def test_any_exception_from_conversion_is_malformed_input(test_node, start_node):
+    """Defect 2: a frame whose conversion raises something other than MessageFormatError (numpy
+    1.21's ValueError on padded 16-bit rows, MemoryError, ...) is counted as malformed; the node
+    lives on and detects the next frame. Before the fix the first such frame ended the process."""
+    from sensor_msgs.msg import Image
+
+    import cv2
+
+    from aiat_perception.msg_conversions import numpy_to_image
+    from aiat_perception.nodes.common import sensor_qos
+
+    collect = Collector(test_node, images=False)
+    proc = start_node('tests.integration.peers.camera_detector_conversion_faults', params_file=PARAMS,
+                      params=dict(HOSTILE_PARAMS, problem_window_s=60.0))
+    pub = test_node.create_publisher(Image, 'image', sensor_qos('reliable'))
+    good = numpy_to_image(cv2.imread(str(assets.darknet_image('dog.jpg'))), 'bgr8')
+    settle(test_node, pub, collect, good)
+    faults = ['raise_value_error', 'raise_memory_error', 'raise_key_error']
+    for fault in faults:
+        good.header.frame_id = fault
+        pub.publish(good)
+        spin_until(test_node, lambda: False, timeout=0.2)
+    assert send_and_await(test_node, pub, collect, good, 'after_faults'), proc.output()[-3000:]
+    values = await_values(test_node, collect, lambda v: int(v['frames_malformed']) >= len(faults))
+    assert proc.alive(), proc.output()[-3000:]
+    assert values['frames_malformed'] == str(len(faults)), values
+    assert values['frames_failed'] == '0', values
+    assert values['last_problem'].startswith('KeyError'), values['last_problem']
+    assert 'skipping malformed frame: ValueError: When changing to a larger dtype' in proc.output()
+
+
+def jpeg_bomb(width=32768, height=32767) -> bytes:
+    """A few hundred bytes of real JPEG whose frame header (SOF0) claims width x height."""
+    import cv2
+    import struct
+    data = bytearray(cv2.imencode('.jpg', np.full((16, 16, 3), 127, np.uint8))[1].tobytes())
+    sof = data.index(b'\xff\xc0')
+    struct.pack_into('>HH', data, sof + 5, height, width)
+    return bytes(data)
+
+
+def test_mixed_malformed_and_valid_frames_counted_exactly_then_ok(test_node, start_node):
+    """Raw and compressed instances fed malformed frames between valid ones: both stay up, every
+    valid frame is detected, every malformed one is counted, and the level returns to OK once the
+    problem window is clean (issue 10: the standing DDS-level check, defects 1, 2 and 4)."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    import cv2
+
+    from aiat_perception.msg_conversions import numpy_to_image
+    from aiat_perception.nodes.common import sensor_qos
+
+    raw_collect = Collector(test_node, images=False)
+    comp_collect = Collector(test_node, images=False, detections='detections_compressed',
+                             node_name='camera_detector_compressed')
+    raw_node = start_node('aiat_perception.nodes.camera_detector', params_file=PARAMS,
+                          params=HOSTILE_PARAMS)      # max_decoded_pixels 0: 4x the first frame
+    comp_node = start_node('aiat_perception.nodes.camera_detector',
+                           params=dict(HOSTILE_PARAMS, compressed=True, max_decoded_pixels=1_000_000),
+                           remap={'__node': 'camera_detector_compressed',
+                                  'detections': 'detections_compressed'})
+    raw_pub = test_node.create_publisher(Image, 'image', sensor_qos('reliable'))
+    comp_pub = test_node.create_publisher(CompressedImage, 'image/compressed', sensor_qos('reliable'))
+
+    dog = cv2.imread(str(assets.darknet_image('dog.jpg')))             # 768x576
+    valid_raw = [numpy_to_image(dog, 'bgr8'), numpy_to_image(dog[:, :, ::-1].copy(), 'rgb8'),
+                 numpy_to_image(cv2.cvtColor(dog, cv2.COLOR_BGR2GRAY), 'mono8'),
+                 numpy_to_image(cv2.cvtColor(dog, cv2.COLOR_BGR2BGRA), 'bgra8')]
+    mono16 = Image(height=4, width=3, encoding='mono16', step=8, data=bytes(32))  # padded rows
+    big = numpy_to_image(cv2.resize(dog, (2000, 1000)), 'bgr8')      # 2 Mpx > 4 x 768 x 576
+    bad_raw = [Image(height=10, width=10, encoding='bgr8', step=5, data=bytes(300)),   # bad step
+               Image(height=10, width=10, encoding='bgr8', step=30, data=bytes(100)),  # short data
+               Image(height=10, width=10, encoding='yuv_unknown', step=30, data=bytes(300)),
+               Image(height=0, width=0, encoding='bgr8', step=0, data=b''),            # empty
+               numpy_to_image(np.zeros((10, 10), np.float32), '32FC1'),                # not colour
+               mono16,                                                                 # not colour
+               big,                                                                    # too large
+               Image(height=100000, width=100000, encoding='rgb8', step=300000, data=bytes(64))]
+
+    def compressed(data, fmt='jpeg'):
+        return CompressedImage(format=fmt, data=bytes(data))
+    jpeg = cv2.imencode('.jpg', dog)[1].tobytes()
+    valid_comp = [compressed(jpeg), compressed(cv2.imencode('.png', dog)[1].tobytes(), 'png')]
+    png16 = cv2.imencode('.png', np.full((20, 20), 4000, np.uint16))[1].tobytes()
+    lying_png = bytearray(cv2.imencode('.png', dog[:8, :8])[1].tobytes())
+    lying_png[16:24] = (2 ** 31 - 1).to_bytes(4, 'big') + (2 ** 31 - 1).to_bytes(4, 'big')
+    bad_comp = [compressed(jpeg_bomb()),                                       # 32768x32767 bomb
+                compressed(b'\x00garbage' * 50),
+                compressed(jpeg[:len(jpeg) // 2]),                              # truncated
+                compressed(b''),
+                compressed(cv2.imencode('.jpg', cv2.resize(dog, (1400, 1000)))[1].tobytes()),
+                compressed(png16, 'png'),                                        # 16-bit: not colour
+                compressed(bytes(lying_png), 'png')]
+
+    for pub, collect, good in ((raw_pub, raw_collect, numpy_to_image(dog, 'bgr8')),
+                               (comp_pub, comp_collect, compressed(jpeg))):
+        settle(test_node, pub, collect, good)
+    for name, pub, collect, bad, valid in (('raw', raw_pub, raw_collect, bad_raw, valid_raw),
+                                           ('compressed', comp_pub, comp_collect, bad_comp, valid_comp)):
+        for i, msg in enumerate(bad):
+            pub.publish(msg)
+            spin_until(test_node, lambda: False, timeout=0.2)
+            assert send_and_await(test_node, pub, collect, valid[i % len(valid)], f'{name}_valid_{i}'), \
+                f'{name}: valid frame {i} (after malformed frame {i}) got no detections'
+            if i % len(valid) == 0:
+                assert 'dog' in labels_of(next(m for m in collect.detections
+                                               if m.header.frame_id == f'{name}_valid_{i}'))
+    for node, collect, bad in ((raw_node, raw_collect, bad_raw), (comp_node, comp_collect, bad_comp)):
+        values = await_values(test_node, collect, lambda v: int(v['frames_malformed']) >= len(bad))
+        assert node.alive(), node.output()[-3000:]
+        assert values['frames_malformed'] == str(len(bad)), values
+        assert values['frames_failed'] == '0' and values['frames_lost'] == '0', values
+        assert any(s.level == b'\x01' and 'malformed' in s.message for s in collect.statuses)
+    assert 'max_decoded_pixels' in raw_collect.latest_values()['last_problem'] or \
+        'pixels' in ''.join(s.message for s in raw_collect.statuses)
+    assert raw_collect.latest_values()['max_decoded_pixels'] == str(4 * 768 * 576)
+    assert comp_collect.latest_values()['max_decoded_pixels'] == '1000000'
+    for collect in (raw_collect, comp_collect):        # the problems age out of the 1.5 s window
+        values = await_values(test_node, collect, lambda v: v['frames_malformed_in_window'] == '0',
+                              timeout=10.0)
+        spin_until(test_node, lambda: False, timeout=0.6)
+        status = collect.statuses[-1]
+        assert status.level == b'\x00', (status.message, values)
+        assert collect.latest_values()['frames_malformed'] != '0'   # the lifetime total stays
+
+
+def kernel_socket_limits() -> dict:
+    limits = {}
+    for name in ('rmem_max', 'rmem_default'):
+        try:
+            limits[name] = int(open(f'/proc/sys/net/core/{name}').read())
+        except OSError:
+            limits[name] = None
+    return limits
+
+
+def publish_frames(test_node, width, height, reliability, driver_profile, count=6, rate=10.0,
+                   subscribers=1):
+    """image_publisher as a camera driver: on Fast DDS defaults (driver_profile None: no profile
+    file, AIAT_FASTDDS_PROFILE=0) or with a system-wide profile file; spins the test node until done."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')}
+    if driver_profile is None:
+        env['AIAT_FASTDDS_PROFILE'] = '0'
+    else:
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(driver_profile)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'aiat_perception.nodes.image_publisher', '--ros-args',
+         '-p', f"images:=['{assets.darknet_image('dog.jpg')}']", '-p', f'width:={width}',
+         '-p', f'height:={height}', '-p', f'rate_hz:={rate}', '-p', f'count:={count}',
+         '-p', f'reliability:={reliability}', '-p', f'wait_for_subscribers:={subscribers}',
+         '--log-level', 'warn'], env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    assert spin_until(test_node, lambda: proc.poll() is not None, timeout=60), 'publisher hung'
+    assert proc.returncode == 0, proc.stdout.read()[-2000:]
+    spin_until(test_node, lambda: False, timeout=0.5)   # the last frames are in flight
+    return count
+
+
+@pytest.mark.slow  # seven publisher processes: about 25 s, 40 s on a loaded machine
+def test_large_images_from_a_camera_driver_on_fast_dds_defaults(test_node, start_node):
+    """Defect 7: a driver on Fast DDS defaults (no profile file) sending 640x480 and 1280x720 frames
+    to the node on our profile.
+
+    What holds, and is asserted: with reliable QoS the default driver delivers every frame; with the
+    system-wide profile (README, Transport) best effort delivers every frame; a best-effort frame
+    smaller than the default driver's 512 KiB shared-memory segment (320x240) always arrives.
+    What cannot be fixed from the node's side, and is only printed: best-effort frames larger than
+    that segment from the default driver are mostly lost in the driver (measured here: 0-30 %
+    delivered at 10-30 Hz, the same with a UDP-only node and an 8 MiB socket buffer; the kernel
+    counted no receive-buffer drop, so net.core.rmem_max is not the limit on this host)."""
+    from sensor_msgs.msg import Image
+
+    from aiat_perception.nodes.common import FASTDDS_PROFILE_LOCALHOST, sensor_qos
+
+    limits = kernel_socket_limits()
+    print(f'\nkernel socket receive buffer: net.core.rmem_max={limits["rmem_max"]} '
+          f'net.core.rmem_default={limits["rmem_default"]} (our profile asks for 8388608; the '
+          f'kernel clamps the request to rmem_max)')
+    collect = Collector(test_node, images=False)
+    node = start_node('aiat_perception.nodes.camera_detector', params_file=PARAMS,
+                      params=dict(HOSTILE_PARAMS, reliability='best_effort', problem_window_s=60.0))
+    reliable_frames = []
+    # depth 10: counts what the transport delivers, not what this busy process had time to take
+    test_node.create_subscription(Image, 'image', reliable_frames.append, sensor_qos('reliable', depth=10))
+    assert spin_until(test_node, lambda: len(collect.statuses) > 0, timeout=60)
+
+    def node_totals():
+        seen = len(collect.statuses)
+        spin_until(test_node, lambda: len(collect.statuses) >= seen + 2, timeout=5)
+        values = collect.latest_values()
+        return int(values['frames_received']), int(values['frames_lost'])
+
+    def to_node(width, height, profile):
+        before = node_totals()
+        sent = publish_frames(test_node, width, height, 'best_effort', profile)
+        received, lost = (a - b for a, b in zip(node_totals(), before))
+        return sent, received, lost
+
+    report = []
+    for width, height in ((320, 240), (640, 480), (1280, 720)):
+        size = f'{width}x{height} ({width * height * 3} bytes)'
+        sent, received, lost = to_node(width, height, None)
+        report.append(f'{size}, driver on defaults, best_effort: {received}/{sent} delivered, '
+                      f'{lost} counted lost')
+        if width * height * 3 < 512 * 1024:
+            assert received >= sent - 1, report[-1]
+            continue
+        reliable_frames.clear()
+        sent = publish_frames(test_node, width, height, 'reliable', None, subscribers=2)
+        delivered = sum(1 for m in reliable_frames if m.width == width)
+        report.append(f'{size}, driver on defaults, reliable: {delivered}/{sent} delivered')
+        assert delivered >= sent - 1, report[-1]
+
+        sent, received, lost = to_node(width, height, FASTDDS_PROFILE_LOCALHOST)
+        report.append(f'{size}, driver with the system-wide profile, best_effort: '
+                      f'{received}/{sent} delivered')
+        assert received >= sent - 1, report[-1]
+    print('\n'.join(report))
+    assert node.alive()

@@ -252,3 +252,87 @@ def test_bundle_runs_in_onnxruntime(bundle_dir: Path):
     scores, boxes = session.run(None, {'images': np.zeros((2, 3, 64, 64), np.float32)})
     assert scores.shape == (2, 84, 3) and boxes.shape == (2, 84, 32)
     assert np.all((scores > 0) & (scores < 1))
+
+
+# --- issue 10, defect 5: numbers that are not numbers, misspelled keys, huge inputs, deep YAML ---
+
+@pytest.mark.parametrize('key, value', [
+    ('mean', [float('nan'), 116.28, 123.675]),
+    ('mean', [float('inf'), 116.28, 123.675]),
+    ('mean', [1e300, 116.28, 123.675]),
+    ('std', [57.375, float('nan'), 58.395]),
+    ('std', [57.375, 57.12, float('-inf')]),
+    ('std', [1e-300, 57.12, 58.395]),
+    ('std', [-57.375, 57.12, 58.395]),
+    ('std', [1e300, 57.12, 58.395]),
+    ('pad_value', float('inf')),
+])
+def test_non_finite_or_absurd_normalisation_is_refused(bundle_dir: Path, key, value):
+    path = _edit_yaml(bundle_dir, lambda d: d['input'].__setitem__(key, value))
+    with pytest.raises(BundleError, match=rf'bundle\.yaml: input\.{key}: ') as err:
+        load_bundle(bundle_dir)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize('where, wrong, right', [
+    ((), 'postproces', 'postprocess'),
+    (('input',), 'colour_order', 'color_order'),
+    (('decoder',), 'regmax', 'reg_max'),
+    (('postprocess',), 'score_treshold', 'score_threshold'),
+    (('model',), 'sha265', 'sha256'),
+    (('outputs',), 'score', 'scores'),
+    (('outputs', 'boxes'), 'shapes', 'shape'),
+])
+def test_unknown_keys_name_the_closest_valid_key(bundle_dir: Path, where, wrong, right):
+    def rename(data):
+        for key in where:
+            data = data[key]
+        if right in data and where != ('outputs',):
+            data[wrong] = data.pop(right)
+        else:
+            data[wrong] = data.get(right, {'name': 'x', 'shape': ['batch', 84, 3]})
+    path = _edit_yaml(bundle_dir, rename)
+    prefix = '.'.join(where + (wrong,))
+    with pytest.raises(BundleError, match=rf"unknown key '{prefix}' \(did you mean '{right}'\?\)") as err:
+        load_bundle(bundle_dir)
+    assert str(path) in str(err.value)
+
+
+def test_misspelled_postprocess_does_not_silently_keep_defaults(bundle_dir: Path):
+    _edit_yaml(bundle_dir, lambda d: d.__setitem__('postproces', {'score_threshold': 0.9}))
+    with pytest.raises(BundleError, match='postproces'):
+        load_bundle(bundle_dir)
+
+
+def test_huge_input_size_is_refused(tmp_path: Path):
+    # a graph with symbolic height/width accepts any size: the metadata's size is the only guard
+    from aiat_perception.inference.bundle import MAX_INPUT_PIXELS
+    directory = make_synthetic_bundle(tmp_path / 'big')
+    _edit_yaml(directory, lambda d: (d['input'].update(height=100000, width=100000),
+                                     d['outputs']['scores'].__setitem__('shape', ['batch', 'n', 3]),
+                                     d['outputs']['boxes'].__setitem__('shape', ['batch', 'n', 32])))
+    with pytest.raises(BundleError, match=r'bundle\.yaml: input\.height.*100000x100000.*limit'):
+        load_bundle(directory)
+    assert 416 * 416 <= MAX_INPUT_PIXELS < 100000 * 100000
+
+
+@pytest.mark.parametrize('text', ['a: ' + '[' * 5000 + ']' * 5000 + '\n',
+                                  'a: ' + '{b: ' * 3000 + '1' + '}' * 3000 + '\n',
+                                  'x: &a [*a]\nschema_version: 1\n'],
+                         ids=['deep-lists', 'deep-mappings', 'recursive-alias'])
+def test_deeply_nested_or_recursive_yaml(bundle_dir: Path, text):
+    (bundle_dir / 'bundle.yaml').write_text(text)
+    with pytest.raises(BundleError, match=r'bundle\.yaml: .*(nested|recursi)') as err:
+        load_bundle(bundle_dir)
+    assert 'Traceback' not in str(err.value)
+
+
+def test_deep_provenance_is_refused(bundle_dir: Path):
+    deep = {}
+    node = deep
+    for _ in range(100):
+        node['k'] = {}
+        node = node['k']
+    _edit_yaml(bundle_dir, lambda d: d['provenance'].__setitem__('deep', deep))
+    with pytest.raises(BundleError, match=r'bundle\.yaml: provenance.*nested'):
+        load_bundle(bundle_dir)

@@ -80,7 +80,8 @@ def test_camera_detector_table_keeps_todays_validation():
     table = table_for('camera_detector')
     assert table.dynamic == {'score_threshold', 'nms_iou_threshold', 'max_detections', 'class_filter',
                              'debug_image', 'processing_budget_ms', 'pipeline_budget_ms',
-                             'error_after_violations', 'stale_input_s', 'no_input_warn_s'}
+                             'error_after_violations', 'stale_input_s', 'no_input_warn_s',
+                             'lost_warn_fraction'}
 
 
 def test_image_publisher_needs_width_and_height_together():

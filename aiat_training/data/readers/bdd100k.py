@@ -25,8 +25,8 @@ def read_bdd100k(label_json: str | Path, image_dir: str | Path, mapping: ClassMa
     label_json, image_dir = Path(label_json), Path(image_dir)
     ctx = ReadContext(on_error, mapping, known_classes=classes or BDD100K_CLASSES)
     try:
-        frames = json.loads(label_json.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        frames = json.loads(label_json.read_bytes().decode('utf-8-sig'))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         ctx.issue(K.MALFORMED_FILE, label_json, f'not valid JSON: {exc}',
                   getattr(exc, 'lineno', None))
         return ctx.finish(f'bdd100k:{label_json}')
@@ -45,8 +45,14 @@ def read_bdd100k(label_json: str | Path, image_dir: str | Path, mapping: ClassMa
         if size is None:
             ctx.issue(K.MISSING_IMAGE, label_json, f'no readable image {image}', where=where)
             continue
-        builder = ctx.new_sample(image, size[0], size[1], label_json, frame.get('videoName'))
-        for j, label in enumerate(frame.get('labels') or []):
+        labels = frame.get('labels') or []
+        if not isinstance(labels, list):
+            ctx.issue(K.MALFORMED, label_json, 'labels is not a list', where=where)
+            continue
+        video = frame.get('videoName')
+        builder = ctx.new_sample(image, size[0], size[1], label_json,
+                                 video if isinstance(video, str) else None)
+        for j, label in enumerate(labels):
             lwhere = f'{where}.labels[{j}] ({frame["name"]})'
             if not isinstance(label, dict):
                 ctx.issue(K.MALFORMED, label_json, 'label is not an object', where=lwhere)
@@ -59,11 +65,12 @@ def read_bdd100k(label_json: str | Path, image_dir: str | Path, mapping: ClassMa
                 continue
             try:
                 xyxy = [float(box[k]) for k in ('x1', 'y1', 'x2', 'y2')]
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 ctx.issue(K.MALFORMED, label_json, f'box2d needs numeric x1,y1,x2,y2, got {box!r}',
                           where=lwhere)
                 continue
-            attrs = label.get('attributes') or {}
+            attrs = label.get('attributes')
+            attrs = attrs if isinstance(attrs, dict) else {}
             builder.add(str(label.get('category')), xyxy, where=lwhere,
                         ignore_region=bool(attrs.get('crowd', False)),
                         occlusion=_flag(attrs.get('occluded')), truncation=_flag(attrs.get('truncated')))

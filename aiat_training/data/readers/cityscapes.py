@@ -16,7 +16,7 @@ import numpy as np
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.dataset import DetectionDataset
-from aiat_training.data.readers.common import ReadContext
+from aiat_training.data.readers.common import ReadContext, image_side
 
 CITYSCAPES_CLASSES = ['person', 'rider', 'car', 'truck', 'bus', 'caravan', 'trailer', 'train',
                       'motorcycle', 'bicycle']
@@ -44,10 +44,14 @@ def read_cityscapes(root: str | Path, split: str = 'train', mapping: ClassMappin
             ctx.issue(K.MISSING_IMAGE, path, f'no image {image}')
             continue
         try:
-            data = json.loads(path.read_text())
-            width, height = int(data['imgWidth']), int(data['imgHeight'])
+            data = json.loads(path.read_bytes().decode('utf-8-sig'))
+            if not isinstance(data, dict):
+                raise TypeError('the top level is not an object')
+            width, height = image_side(data['imgWidth']), image_side(data['imgHeight'])
             objects = data['objects']
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            if not isinstance(objects, list):
+                raise TypeError('objects is not a list')
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
             ctx.issue(K.MALFORMED_FILE, path, f'not a Cityscapes polygon file: {exc!r}',
                       getattr(exc, 'lineno', None))
             continue
@@ -67,7 +71,7 @@ def read_cityscapes(root: str | Path, split: str = 'train', mapping: ClassMappin
                 polygon = np.asarray(obj['polygon'], np.float64).reshape(-1, 2)
                 if len(polygon) < 3:
                     raise ValueError('fewer than 3 points')
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 ctx.issue(K.MALFORMED, path, f'bad polygon for {label!r}: {exc}', where=where)
                 continue
             # Polygon vertices are pixel corners; the box spans them (+1 covers the last pixel).

@@ -12,18 +12,26 @@ from pathlib import Path
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.dataset import DetectionDataset
-from aiat_training.data.readers.common import ReadContext
+from aiat_training.data.readers.common import ReadContext, image_side
 
 
 def read_coco(annotation_json: str | Path, image_dir: str | Path, mapping: ClassMapping | None = None,
               on_error: str = 'raise') -> DetectionDataset:
     path, image_dir = Path(annotation_json), Path(image_dir)
     try:
-        data = json.loads(path.read_text())
-        categories = {int(c['id']): str(c['name']) for c in data['categories']}
-        images = data['images']
-        annotations = data.get('annotations', [])
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        data = json.loads(path.read_bytes().decode('utf-8-sig'))
+        if not isinstance(data, dict):
+            raise TypeError('the top level is not an object')
+        images, annotations = data['images'], data.get('annotations', [])
+        if not all(isinstance(v, list) for v in (images, annotations, data['categories'])):
+            raise TypeError('images, annotations and categories must be lists')
+        categories = {}
+        for c in data['categories']:
+            if not isinstance(c['name'], str):
+                raise TypeError(f'category name {c["name"]!r:.40} is not a string')
+            categories[int(c['id'])] = c['name']
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, OverflowError,
+            RecursionError) as exc:
         ctx = ReadContext(on_error, mapping, known_classes=[])
         ctx.issue(K.MALFORMED_FILE, path, f'not a COCO detection file: {exc!r}',
                   getattr(exc, 'lineno', None))
@@ -34,13 +42,19 @@ def read_coco(annotation_json: str | Path, image_dir: str | Path, mapping: Class
     by_image: dict[int, list[tuple[int, dict]]] = {}
     for i, ann in enumerate(annotations):
         image_id = ann.get('image_id') if isinstance(ann, dict) else None
+        if not isinstance(image_id, (int, str)):
+            ctx.issue(K.MALFORMED, path, f'annotation needs an image_id (number or string), got {image_id!r:.40}',
+                      where=f'annotations[{i}]')
+            continue
         by_image.setdefault(image_id, []).append((i, ann))
     image_ids = set()
     for i, info in enumerate(images):
         where = f'images[{i}]'
         try:
             image_id, file_name = info['id'], info['file_name']
-            width, height = int(info['width']), int(info['height'])
+            if not isinstance(image_id, (int, str)) or not isinstance(file_name, str) or not file_name:
+                raise TypeError('id must be a number or string, file_name a non-empty string')
+            width, height = image_side(info['width']), image_side(info['height'])
         except (KeyError, TypeError, ValueError) as exc:
             ctx.issue(K.MALFORMED, path, f'image entry needs id, file_name, width, height: {exc!r}',
                       where=where)
@@ -56,9 +70,11 @@ def read_coco(annotation_json: str | Path, image_dir: str | Path, mapping: Class
         for j, ann in by_image.get(image_id, []):
             awhere = f'annotations[{j}] (id {ann.get("id")})'
             try:
+                if not isinstance(ann['bbox'], list):
+                    raise TypeError('bbox is not a list')
                 x, y, w, h = (float(v) for v in ann['bbox'])
                 category = int(ann['category_id'])
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 ctx.issue(K.MALFORMED, path, f'annotation needs bbox [x,y,w,h] and category_id: {exc!r}',
                           where=awhere)
                 continue

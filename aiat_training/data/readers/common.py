@@ -9,7 +9,7 @@ import numpy as np
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import DROP, IGNORE, ClassMapping
 from aiat_training.data.dataset import DetectionDataset, Sample
-from aiat_training.data.issues import IssueLog
+from aiat_training.data.issues import IssueLog, decode_error_message
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
 
@@ -22,6 +22,31 @@ def image_size(path: Path) -> tuple[int, int] | None:
             return im.size
     except (FileNotFoundError, UnidentifiedImageError, OSError):
         return None
+
+
+MAX_IMAGE_SIDE = 100_000     # a size a label file claims beyond this is malformed, not an image
+
+
+def image_side(value) -> int:
+    """A width/height from a label file: a positive whole number up to :data:`MAX_IMAGE_SIDE`
+    (ValueError otherwise, also for NaN/inf/bool/strings)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not 0 < value <= MAX_IMAGE_SIDE:
+        raise ValueError(f'image size must be a whole number 1..{MAX_IMAGE_SIDE}, got {value!r:.40}')
+    return int(value)
+
+
+def read_text(ctx: 'ReadContext', path: Path, kind: str = 'label file') -> str | None:
+    """The file's text (UTF-8, a BOM allowed), or None after reporting a non-UTF-8/unreadable file
+    (``on_error='skip'`` then leaves the file out and counts it)."""
+    try:
+        # decoded whole: the incremental decoder behind read_text() silently drops a cut-off BOM
+        return Path(path).read_bytes().decode('utf-8-sig')
+    except UnicodeDecodeError as exc:
+        ctx.issue(K.MALFORMED_FILE, path, f'{kind}: {decode_error_message(exc)}')
+    except OSError as exc:
+        ctx.issue(K.MALFORMED_FILE, path, f'{kind}: cannot read it: {exc.strerror or exc}')
+    return None
 
 
 def find_image(directory: Path, stem: str) -> Path | None:
@@ -68,7 +93,12 @@ class ReadContext:
                        f'box {[round(v, 2) for v in (x1, y1, x2, y2)]} outside the {width}x{height} image',
                        line, where)
             return None
-        return [max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)]
+        box = [max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)]
+        if box[2] <= box[0] or box[3] <= box[1]:     # within the tolerance band but wholly outside
+            self.issue(K.BOX_OUTSIDE_IMAGE, file, f'box {[round(v, 2) for v in (x1, y1, x2, y2)]} has no '
+                       f'area inside the {width}x{height} image', line, where)
+            return None
+        return box
 
     def resolve(self, name: str, file, line=None, where=None):
         """Dataset class name -> model class id (int), 'ignore', 'drop', or None (issue reported)."""
@@ -142,7 +172,8 @@ class SampleBuilder:
         n = len(self.boxes)
         for key in set(self.attributes) | set(attributes):
             column = self.attributes.setdefault(key, [math.nan] * n)
-            column.append(float(attributes[key]) if attributes.get(key) is not None else math.nan)
+            value = float(attributes[key]) if attributes.get(key) is not None else math.nan
+            column.append(value if abs(value) < 1e30 else math.nan)   # NaN, inf, absurd: unknown
         self.boxes.append(box)
         self.labels.append(target)
 

@@ -16,7 +16,8 @@ import numpy as np
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.dataset import DetectionDataset
-from aiat_training.data.readers.common import ReadContext, find_image, image_size
+from aiat_training.data.issues import read_text_file
+from aiat_training.data.readers.common import ReadContext, find_image, image_size, read_text
 
 KITTI_CLASSES = ['Car', 'Van', 'Truck', 'Pedestrian', 'Person_sitting', 'Cyclist', 'Tram', 'Misc']
 DONT_CARE = 'DontCare'
@@ -49,7 +50,10 @@ def read_kitti(root: str | Path, mapping: ClassMapping | None = None, on_error: 
         if not label_file.is_file():
             ctx.issue(K.MALFORMED_FILE, label_file, 'label file missing')
             continue
-        for number, text in enumerate(label_file.read_text().splitlines(), start=1):
+        content = read_text(ctx, label_file, 'label file')
+        if content is None:
+            continue
+        for number, text in enumerate(content.splitlines(), start=1):
             if not text.strip():
                 continue
             fields = text.split()
@@ -70,21 +74,32 @@ def read_kitti(root: str | Path, mapping: ClassMapping | None = None, on_error: 
                 builder.add(name, box, line=number, truncation=values[0], occlusion=values[1])
         calib = root / calib_dir / f'{stem}.txt'
         if calib.is_file():
-            builder.meta['calib'] = read_calib(calib, ctx)
+            matrices = read_calib(calib, ctx)
+            if matrices:            # left out when the whole file is unreadable (reported)
+                builder.meta['calib'] = matrices
         builder.done()
     return ctx.finish(f'kitti:{root}')
 
 
 def read_calib(path: Path, ctx: ReadContext | None = None) -> dict[str, np.ndarray]:
-    """KITTI calibration file: ``P0..P3`` (3x4), ``R0_rect`` (3x3), ``Tr_velo_to_cam``/``Tr_imu_to_velo`` (3x4)."""
+    """KITTI calibration file: ``P0..P3`` (3x4), ``R0_rect`` (3x3), ``Tr_velo_to_cam``/``Tr_imu_to_velo`` (3x4).
+
+    With ``ctx`` a broken line (or a non-UTF-8 file) is reported and left out; without, it raises
+    ValueError (:class:`DatasetError` for a non-UTF-8 file) naming the file."""
     shapes = {'R0_rect': (3, 3), 'R_rect': (3, 3)}
     out = {}
-    for number, text in enumerate(Path(path).read_text().splitlines(), start=1):
+    content = read_text(ctx, path, 'calibration file') if ctx is not None else \
+        read_text_file(path, 'calibration file')
+    if content is None:
+        return out
+    for number, text in enumerate(content.splitlines(), start=1):
         if not text.strip():
             continue
         key, _, rest = text.partition(':')
         try:
             values = np.array([float(v) for v in rest.split()], np.float64)
+            if not np.isfinite(values).all():
+                raise ValueError('non-finite value')
             shape = shapes.get(key.strip(), (3, 4))
             out[key.strip()] = values.reshape(shape)
         except ValueError as exc:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
+from aiat_training.data.issues import read_text_file
 from aiat_training.data.dataset import DetectionDataset
-from aiat_training.data.readers.common import ReadContext, image_size
+from aiat_training.data.readers.common import MAX_IMAGE_SIDE, ReadContext, image_size
 
 VOC_CLASSES = ['aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
@@ -31,7 +32,7 @@ def read_voc(root: str | Path, split: str | None = None, mapping: ClassMapping |
         raise FileNotFoundError(f'VOC: no directory {annotations}')
     if split is not None:
         ids_file = root / 'ImageSets' / 'Main' / f'{split}.txt'
-        ids = [line.split()[0] for line in ids_file.read_text().splitlines() if line.strip()]
+        ids = [line.split()[0] for line in read_text_file(ids_file, 'image set list').splitlines() if line.strip()]
         files = [annotations / f'{i}.xml' for i in ids]
     else:
         files = sorted(annotations.glob('*.xml'))
@@ -48,9 +49,9 @@ def read_voc(root: str | Path, split: str | None = None, mapping: ClassMapping |
         try:
             width = int(float(tree.findtext('size/width')))
             height = int(float(tree.findtext('size/height')))
-            if width <= 0 or height <= 0:
+            if not 0 < width <= MAX_IMAGE_SIDE or not 0 < height <= MAX_IMAGE_SIDE:
                 raise ValueError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             size = image_size(image)    # some tools write 0 or leave size out
             if size is None:
                 ctx.issue(K.MISSING_IMAGE, path, f'no size in the XML and no readable image {image}')
@@ -85,5 +86,5 @@ def read_voc(root: str | Path, split: str | None = None, mapping: ClassMapping |
 def _int(text):
     try:
         return int(float(text))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None

@@ -14,32 +14,52 @@ import yaml
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.dataset import DetectionDataset
-from aiat_training.data.readers.common import IMAGE_SUFFIXES, ReadContext, image_size
+from aiat_training.data.issues import DatasetError, ReadIssue, read_text_file
+from aiat_training.data.readers.common import IMAGE_SUFFIXES, ReadContext, image_size, read_text
+
+
+def _yaml_error(path: Path, message: str) -> DatasetError:
+    return DatasetError(ReadIssue(K.MALFORMED_FILE, str(path), None, None, message), f'{path}: {message}')
 
 
 def read_yolo_yaml(data_yaml: str | Path) -> tuple[Path, dict, list[str]]:
+    """(root, data, class names); a broken data YAML raises :class:`DatasetError` naming it (also with
+    ``on_error='skip'``: without its data YAML there is no dataset to skip items of)."""
     path = Path(data_yaml)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text_file(path, 'data YAML'))
     except yaml.YAMLError as exc:
-        raise ValueError(f'{path}: not valid YAML: {exc}') from None
+        raise _yaml_error(path, f'not valid YAML: {" ".join(str(exc).split())}') from None
+    except RecursionError:
+        raise _yaml_error(path, 'not valid YAML: nested too deeply') from None
     if not isinstance(data, dict) or 'names' not in data:
-        raise ValueError(f'{path}: names: missing (list of class names or dict id -> name)')
+        raise _yaml_error(path, 'names: missing (list of class names or dict id -> name)')
     names = data['names']
     if isinstance(names, dict):
         try:
             ids = sorted(int(k) for k in names)
-        except ValueError:
-            raise ValueError(f'{path}: names: dict keys must be class ids') from None
+        except (TypeError, ValueError, OverflowError):
+            raise _yaml_error(path, 'names: dict keys must be class ids') from None
         if ids != list(range(len(ids))):
-            raise ValueError(f'{path}: names: ids must be 0..{len(ids) - 1}, got {ids}')
-        names = [str(names[k] if k in names else names[str(k)]) for k in ids]
+            raise _yaml_error(path, f'names: ids must be 0..{len(ids) - 1}, got {ids[:20]}')
+        by_id = {int(k): v for k, v in names.items()}
+        if len(by_id) != len(names):
+            raise _yaml_error(path, 'names: a class id is given twice')
+        names = [by_id[k] for k in ids]
     elif not isinstance(names, list):
-        raise ValueError(f'{path}: names: must be a list or a dict')
-    root = Path(data.get('path') or '.')
+        raise _yaml_error(path, 'names: must be a list or a dict')
+    if not all(isinstance(n, (str, int, float, bool)) for n in names):
+        raise _yaml_error(path, 'names: class names must be strings')
+    names = [str(n) for n in names]
+    if len(set(names)) != len(names):
+        raise _yaml_error(path, 'names: a class name is given twice')
+    root_entry = data.get('path') or '.'
+    if not isinstance(root_entry, str):
+        raise _yaml_error(path, f'path: must be a directory path, got {type(root_entry).__name__}')
+    root = Path(root_entry)
     if not root.is_absolute():
         root = path.parent / root
-    return root, data, [str(n) for n in names]
+    return root, data, names
 
 
 def _label_path(image: Path) -> Path:
@@ -52,15 +72,18 @@ def _label_path(image: Path) -> Path:
     return image.with_suffix('.txt')
 
 
-def _list_images(root: Path, entry) -> tuple[list[Path], list[Path]]:
+def _list_images(root: Path, entry, data_yaml: Path, split: str) -> tuple[list[Path], list[Path]]:
     """(images found, directories searched)."""
     entries = entry if isinstance(entry, list) else [entry]
     images, dirs = [], []
     for item in entries:
+        if not isinstance(item, str) or not item or '\0' in item:
+            raise _yaml_error(data_yaml, f'{split}: must be a directory, a .txt list or a list of them, '
+                              f'got {item!r:.60}')
         p = Path(item)
         p = p if p.is_absolute() else root / p
         if p.suffix == '.txt' and p.is_file():
-            for line in p.read_text().splitlines():
+            for line in read_text_file(p, 'image list').splitlines():
                 if line.strip():
                     q = Path(line.strip())
                     images.append(q if q.is_absolute() else root / q)
@@ -76,8 +99,8 @@ def read_yolo(data_yaml: str | Path, split: str = 'train', mapping: ClassMapping
               on_error: str = 'raise') -> DetectionDataset:
     root, data, names = read_yolo_yaml(data_yaml)
     if split not in data or data[split] is None:
-        raise ValueError(f'{data_yaml}: {split}: no such split in the data YAML')
-    images, dirs = _list_images(root, data[split])
+        raise _yaml_error(Path(data_yaml), f'{split}: no such split in the data YAML')
+    images, dirs = _list_images(root, data[split], Path(data_yaml), split)
     ctx = ReadContext(on_error, mapping, known_classes=names)
     seen_labels = set()
     for image in images:
@@ -90,8 +113,11 @@ def read_yolo(data_yaml: str | Path, split: str = 'train', mapping: ClassMapping
             continue
         width, height = size
         builder = ctx.new_sample(image, width, height, label_file if label_file.is_file() else None)
-        if label_file.is_file():
-            for number, text in enumerate(label_file.read_text().splitlines(), start=1):
+        content = read_text(ctx, label_file, 'label file') if label_file.is_file() else ''
+        if content is None:
+            continue
+        if content:
+            for number, text in enumerate(content.splitlines(), start=1):
                 fields = text.split()
                 if not fields:
                     continue

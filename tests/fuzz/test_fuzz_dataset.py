@@ -1,0 +1,484 @@
+"""Fuzz the dataset label readers with mutated, garbage and non-UTF-8 files (issue 10).
+
+Invariant for every file: the reader returns a dataset, or raises :class:`DatasetError` whose message
+names the file (``FileNotFoundError`` naming the path for a data YAML pointing at a directory that is
+not there). With ``on_error='skip'`` it never raises for a label file, and every box it keeps is
+finite, inside its image and has an area. The line-based formats (KITTI label_2 and calib, YOLO
+txt) are also compared with a short independent parse written from the format descriptions.
+
+Default run: seeded, 150 cases per target (tests/conftest.py). ``--long``: 10,000 per target;
+set AIAT_FUZZ_REPORT=file.json to write the outcome counts.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, strategies as st
+from PIL import Image
+
+from aiat_training.data.issues import DatasetError
+from aiat_training.data.readers import read_dataset
+from aiat_training.data.readers.common import ReadContext
+from aiat_training.data.readers.kitti import KITTI_CLASSES, read_calib
+
+W, H = 100, 80
+TOL = 1.0
+OUTCOMES: dict[str, Counter] = defaultdict(Counter)
+
+
+def _summary() -> dict:
+    return {target: dict(sorted(c.items())) for target, c in sorted(OUTCOMES.items())}
+
+
+@pytest.fixture(autouse=True)
+def _record_outcomes():
+    yield
+    if os.environ.get('AIAT_FUZZ_REPORT'):         # after every target, so a cut-short run keeps its counts
+        Path(os.environ['AIAT_FUZZ_REPORT']).write_text(json.dumps(_summary(), indent=2))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _print_outcomes():
+    yield
+    print('\nfuzz outcomes per target:', json.dumps(_summary(), indent=1))
+
+
+@pytest.fixture(scope='module')
+def root():
+    with tempfile.TemporaryDirectory(prefix='aiat-fuzz-dataset-') as tmp:
+        root = Path(tmp)
+        image = Image.fromarray(np.full((H, W, 3), 90, np.uint8))
+        for path in ('kitti/image_2/000000.png', 'yolo/images/train/a.png', 'img/a.png',
+                     'cs/leftImg8bit/train/c/c_000000_000001_leftImg8bit.png', 'voc/JPEGImages/a.jpg'):
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            image.save(root / path)
+        for d in ('kitti/label_2', 'kitti/calib', 'yolo/labels/train', 'cs/gtFine/train/c', 'voc/Annotations'):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        yield root
+
+
+# -- strategies ---------------------------------------------------------------------------------
+
+number_text = st.one_of(
+    st.floats(-5, W + 5).map(lambda v: f'{v:.2f}'),
+    st.integers(-3, W + 3).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(['nan', '-inf', 'inf', '1e309', '-1e309', '0x10', '1_0', '1e-320', '+0', '٣', 'abc', '--1']),
+)
+junk_text = st.text(st.characters(codec='utf-8', exclude_categories=('Cs',)), max_size=40)
+
+
+@st.composite
+def mutated(draw, text: str) -> bytes:
+    """``text`` as UTF-8, then (often) byte-level damage: inserted/replaced bytes (incl. invalid UTF-8),
+    cut ranges, truncation."""
+    data = bytearray(text.encode('utf-8'))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(['insert', 'replace', 'delete', 'truncate', 'bom']))
+        pos = draw(st.integers(0, len(data)))
+        if op == 'insert':
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=4))
+        elif op == 'replace' and pos < len(data):
+            data[pos] = draw(st.integers(0, 255))
+        elif op == 'delete':
+            del data[pos:pos + draw(st.integers(1, 8))]
+        elif op == 'truncate':
+            del data[pos:]
+        elif op == 'bom':
+            data[0:0] = b'\xef\xbb\xbf'
+    return bytes(data)
+
+
+@st.composite
+def kitti_label_text(draw) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(['object', 'object', 'object', 'fields', 'junk', 'blank']))
+        if kind == 'junk':
+            lines.append(draw(junk_text))
+        elif kind == 'blank':
+            lines.append(draw(st.sampled_from(['', '   ', '\t'])))
+        else:
+            name = draw(st.sampled_from(KITTI_CLASSES + ['DontCare', 'Bus', 'car', '']))
+            count = 15 if kind == 'object' else draw(st.integers(0, 20))
+            fields = [name] + [draw(number_text) for _ in range(count - 1)]
+            if kind == 'object' and draw(st.booleans()):       # a box that mostly makes sense
+                x1, y1 = draw(st.floats(-3, W)), draw(st.floats(-3, H))
+                fields[4:8] = [f'{x1:.2f}', f'{y1:.2f}', f'{x1 + draw(st.floats(-2, 60)):.2f}',
+                               f'{y1 + draw(st.floats(-2, 60)):.2f}']
+            lines.append(draw(st.sampled_from([' ', '  ', '\t'])).join(fields))
+    return draw(st.sampled_from(['\n', '\r\n'])).join(lines) + draw(st.sampled_from(['', '\n']))
+
+
+def _decode(raw: bytes):
+    try:
+        return raw.decode('utf-8-sig')
+    except UnicodeDecodeError:
+        return None
+
+
+def _check_box(x1, y1, x2, y2, width=W, height=H):
+    """Independent reading of the box rules: finite, positive area, within the tolerance, clipped."""
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+        return None
+    if x1 < -TOL or y1 < -TOL or x2 > width + TOL or y2 > height + TOL:
+        return None
+    box = [max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)]
+    return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+def _expect_kitti(raw: bytes):
+    """(boxes, labels, ignore, issues) or None for a file that is not text."""
+    text = _decode(raw)
+    if text is None:
+        return None
+    boxes, labels, ignore, issues = [], [], [], 0
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) not in (15, 16):
+            issues += 1
+            continue
+        try:
+            values = [float(v) for v in fields[1:]]
+        except ValueError:
+            issues += 1
+            continue
+        box = _check_box(*values[3:7])
+        if box is None:
+            issues += 1
+        elif fields[0] == 'DontCare':
+            ignore.append(box)
+        elif fields[0] not in KITTI_CLASSES:
+            issues += 1
+        else:
+            boxes.append(box)
+            labels.append(KITTI_CLASSES.index(fields[0]))
+    return boxes, labels, ignore, issues
+
+
+def _assert_sane(dataset):
+    for s in dataset.samples:
+        assert s.width > 0 and s.height > 0
+        for boxes in (s.boxes, s.ignore):
+            assert np.isfinite(boxes).all()
+            assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all()
+            assert (boxes[:, 2] <= s.width).all() and (boxes[:, 3] <= s.height).all()
+            assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+        assert ((s.labels >= 0) & (s.labels < len(dataset.class_names))).all()
+
+
+def _read_both(target: str, read, path: Path, skippable: bool = True):
+    """Reader with raise and with skip: checks the invariant; returns (raised, skip dataset or None)."""
+    try:
+        strict = read('raise')
+        raised = None
+    except DatasetError as exc:
+        assert str(path) in str(exc), exc
+        assert '\n' not in str(exc)
+        raised = exc
+    try:
+        lenient = read('skip')
+    except DatasetError as exc:
+        assert not skippable or exc.issue.kind == 'malformed_file', exc
+        assert str(path) in str(exc) and raised is not None
+        OUTCOMES[target]['rejected (file-level error)'] += 1
+        return raised, None
+    _assert_sane(lenient)
+    if raised is None:
+        assert not lenient.issues
+        assert [s.boxes.tolist() for s in strict.samples] == [s.boxes.tolist() for s in lenient.samples]
+        OUTCOMES[target]['parsed clean'] += 1
+    else:
+        assert lenient.issues and lenient.issues[0].kind == raised.issue.kind
+        OUTCOMES[target][f'raised {raised.issue.kind}; skip mode kept {len(lenient)} image(s)'] += 1
+    return raised, lenient
+
+
+# -- line-based formats, compared with the independent parse --------------------------------------
+
+@given(raw=kitti_label_text().flatmap(mutated))
+def test_kitti_label(root, raw):
+    label = root / 'kitti/label_2/000000.txt'
+    label.write_bytes(raw)
+    raised, data = _read_both('kitti label_2', lambda mode: read_dataset('kitti', root / 'kitti', on_error=mode),
+                              label)
+    expected = _expect_kitti(raw)
+    if expected is None:
+        assert raised is not None and raised.issue.kind == 'malformed_file' and len(data) == 0
+        return
+    boxes, labels, ignore, issues = expected
+    assert (raised is not None) == (issues > 0)
+    assert len(data.issues) == issues and len(data) == 1
+    sample = data.samples[0]
+    np.testing.assert_array_equal(sample.boxes, np.asarray(boxes, np.float32).reshape(-1, 4))
+    np.testing.assert_array_equal(sample.labels, labels)
+    np.testing.assert_array_equal(sample.ignore, np.asarray(ignore, np.float32).reshape(-1, 4))
+
+
+@st.composite
+def calib_text(draw) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 8))):
+        key = draw(st.sampled_from(['P0', 'P2', 'R0_rect', 'R_rect', 'Tr_velo_to_cam', '', 'P2 ', 'x:y']))
+        count = draw(st.sampled_from([9, 12, 12, draw(st.integers(0, 14))]))
+        values = ' '.join(draw(number_text) if draw(st.integers(0, 9)) == 0 else f'{draw(st.floats(-1e3, 1e3)):.6e}'
+                          for _ in range(count))
+        lines.append(draw(st.sampled_from([f'{key}: {values}', f'{key} {values}', draw(junk_text), ''])))
+    return '\n'.join(lines)
+
+
+def _expect_calib(raw: bytes):
+    text = _decode(raw)
+    if text is None:
+        return None
+    out, issues = {}, 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, _, rest = line.partition(':')
+        size = 9 if key.strip() in ('R0_rect', 'R_rect') else 12
+        try:
+            values = [float(v) for v in rest.split()]
+        except ValueError:
+            issues += 1
+            continue
+        if len(values) != size or not all(math.isfinite(v) for v in values):
+            issues += 1
+            continue
+        out[key.strip()] = values
+    return out, issues
+
+
+@given(raw=calib_text().flatmap(mutated))
+def test_kitti_calib(root, raw):
+    path = root / 'kitti/calib/x.txt'
+    path.write_bytes(raw)
+    expected = _expect_calib(raw)
+    strict = ReadContext('raise')
+    try:
+        matrices = read_calib(path, strict)
+        raised = False
+    except DatasetError as exc:
+        assert str(path) in str(exc)
+        raised = True
+    lenient = ReadContext('skip')
+    matrices = read_calib(path, lenient)
+    if expected is None:
+        assert raised and [i.kind for i in lenient.log.issues] == ['malformed_file'] and matrices == {}
+        OUTCOMES['kitti calib']['rejected (not UTF-8)'] += 1
+        return
+    values, issues = expected
+    assert raised == (issues > 0) and len(lenient.log.issues) == issues
+    assert {k: v.reshape(-1).tolist() for k, v in matrices.items()} == values
+    OUTCOMES['kitti calib']['parsed clean' if not issues else 'bad lines reported'] += 1
+
+
+@st.composite
+def yolo_label_text(draw) -> str:
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(['box', 'box', 'numbers', 'junk']))
+        if kind == 'junk':
+            lines.append(draw(junk_text))
+        elif kind == 'box':
+            cls = draw(st.sampled_from(['0', '1', '2', '3', '-1', '1.0', 'car']))
+            vals = [f'{draw(st.floats(-0.1, 1.1)):.4f}' for _ in range(4)]
+            lines.append(' '.join([cls] + vals))
+        else:
+            lines.append(' '.join(draw(number_text) for _ in range(draw(st.integers(0, 7)))))
+    return '\n'.join(lines)
+
+
+YOLO_NAMES = ['car', 'person', 'bike']
+
+
+def _expect_yolo(raw: bytes):
+    text = _decode(raw)
+    if text is None:
+        return None
+    boxes, labels, issues = [], [], 0
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            issues += 1
+            continue
+        try:
+            cls = int(fields[0])
+            cx, cy, w, h = (float(v) for v in fields[1:])
+        except ValueError:
+            issues += 1
+            continue
+        if not 0 <= cls < len(YOLO_NAMES):
+            issues += 1
+            continue
+        box = _check_box((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H)
+        if box is None:
+            issues += 1
+            continue
+        boxes.append(box)
+        labels.append(cls)
+    return boxes, labels, issues
+
+
+@given(raw=yolo_label_text().flatmap(mutated))
+def test_yolo_label(root, raw):
+    data_yaml = root / 'yolo/data.yaml'
+    if not data_yaml.is_file():
+        data_yaml.write_text(yaml.safe_dump({'path': '.', 'train': 'images/train', 'names': YOLO_NAMES}))
+    label = root / 'yolo/labels/train/a.txt'
+    label.write_bytes(raw)
+    raised, data = _read_both('yolo txt', lambda mode: read_dataset('yolo', data_yaml, on_error=mode), label)
+    expected = _expect_yolo(raw)
+    if expected is None:
+        assert raised is not None and raised.issue.kind == 'malformed_file' and len(data) == 0
+        return
+    boxes, labels, issues = expected
+    assert (raised is not None) == (issues > 0) and len(data.issues) == issues
+    np.testing.assert_array_equal(data.samples[0].boxes, np.asarray(boxes, np.float32).reshape(-1, 4))
+    np.testing.assert_array_equal(data.samples[0].labels, labels)
+
+
+# -- structured formats: documented error or a sane dataset ----------------------------------------
+
+json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 20, 10 ** 20),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
+json_value = st.recursive(json_scalar, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                              st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+                          max_leaves=12)
+
+
+def coordinate():
+    return st.one_of(st.floats(-5, W + 5), st.integers(-5, W + 5), json_value)
+
+
+def _maybe(draw, value):
+    """Usually the well-formed value, sometimes any JSON value instead."""
+    return value if draw(st.integers(0, 5)) else draw(json_value)
+
+
+@st.composite
+def yolo_yaml_text(draw) -> str:
+    names = draw(st.one_of(st.just(YOLO_NAMES), st.lists(st.text(max_size=5), max_size=4),
+                           st.dictionaries(st.one_of(st.integers(-1, 4), st.text(max_size=3),
+                                                     st.floats(allow_nan=True, allow_infinity=True)),
+                                           st.text(max_size=5), max_size=4), json_value))
+    doc = {'path': _maybe(draw, '.'), 'train': _maybe(draw, 'images/train'), 'names': names}
+    for key in list(doc):
+        if not draw(st.integers(0, 6)):
+            del doc[key]
+    text = yaml.safe_dump(doc, allow_unicode=True)
+    extra = draw(st.sampled_from(['', '', 'x: [[[[[[[[[[[[[[[[[[[[\n', ': bad\n', '\t', 'x: ' + '[' * 200 + ']' * 200 + '\n']))
+    return text + extra
+
+
+@given(raw=yolo_yaml_text().flatmap(mutated))
+def test_yolo_data_yaml(root, raw):
+    data_yaml = root / 'yolo/fuzz.yaml'
+    data_yaml.write_bytes(raw)
+    (root / 'yolo/labels/train/a.txt').write_text('0 0.5 0.5 0.2 0.2\n')
+    try:
+        data = read_dataset('yolo', data_yaml, on_error='skip')
+    except DatasetError as exc:
+        assert str(data_yaml) in str(exc) and '\n' not in str(exc), exc
+        OUTCOMES['yolo data yaml'][f'DatasetError {exc.issue.kind}'] += 1
+        return
+    except FileNotFoundError as exc:
+        assert 'image source' in str(exc)
+        OUTCOMES['yolo data yaml']['FileNotFoundError (image source missing)'] += 1
+        return
+    _assert_sane(data)
+    doc = yaml.safe_load(raw.decode('utf-8-sig'))
+    names = doc['names']
+    expected = [str(names[k]) for k in sorted(names, key=int)] if isinstance(names, dict) else [str(n) for n in names]
+    assert data.class_names == expected
+    OUTCOMES['yolo data yaml']['parsed'] += 1
+
+
+@st.composite
+def coco_text(draw) -> str:
+    images = [{'id': _maybe(draw, i), 'file_name': _maybe(draw, 'a.png'), 'width': _maybe(draw, W),
+               'height': _maybe(draw, H)} for i in range(draw(st.integers(0, 3)))]
+    anns = [{'id': j, 'image_id': _maybe(draw, draw(st.integers(0, 3))),
+             'bbox': _maybe(draw, [draw(coordinate()) for _ in range(4)]),
+             'category_id': _maybe(draw, draw(st.integers(0, 3))), 'iscrowd': _maybe(draw, 0)}
+            for j in range(draw(st.integers(0, 5)))]
+    cats = [{'id': _maybe(draw, i), 'name': _maybe(draw, n)} for i, n in enumerate(['car', 'person'])]
+    doc = {'images': _maybe(draw, images), 'annotations': _maybe(draw, anns), 'categories': _maybe(draw, cats)}
+    return json.dumps(_maybe(draw, doc))
+
+
+@given(raw=coco_text().flatmap(mutated))
+def test_coco_json(root, raw):
+    path = root / 'coco.json'
+    path.write_bytes(raw)
+    _read_both('coco json', lambda mode: read_dataset('coco', path, images=root / 'img', on_error=mode), path)
+
+
+@st.composite
+def bdd_text(draw) -> str:
+    frames = []
+    for _ in range(draw(st.integers(0, 3))):
+        labels = [{'category': _maybe(draw, draw(st.sampled_from(['car', 'person', 'lane', 'boat']))),
+                   'box2d': _maybe(draw, {k: draw(coordinate()) for k in ('x1', 'y1', 'x2', 'y2')}),
+                   'attributes': _maybe(draw, {'occluded': draw(st.booleans()), 'crowd': draw(st.booleans())})}
+                  for _ in range(draw(st.integers(0, 4)))]
+        frames.append(_maybe(draw, {'name': _maybe(draw, 'a.png'), 'labels': _maybe(draw, labels),
+                                    'videoName': _maybe(draw, 'seq1')}))
+    return json.dumps(_maybe(draw, frames))
+
+
+@given(raw=bdd_text().flatmap(mutated))
+def test_bdd100k_json(root, raw):
+    path = root / 'bdd.json'
+    path.write_bytes(raw)
+    _read_both('bdd100k json', lambda mode: read_dataset('bdd100k', path, images=root / 'img', on_error=mode), path)
+
+
+@st.composite
+def cityscapes_text(draw) -> str:
+    objects = [{'label': _maybe(draw, draw(st.sampled_from(['car', 'persongroup', 'road', 'person', 'ufo']))),
+                'polygon': _maybe(draw, [[draw(coordinate()), draw(coordinate())]
+                                         for _ in range(draw(st.integers(0, 5)))])}
+               for _ in range(draw(st.integers(0, 4)))]
+    doc = {'imgWidth': _maybe(draw, W), 'imgHeight': _maybe(draw, H), 'objects': _maybe(draw, objects)}
+    return json.dumps(_maybe(draw, doc))
+
+
+@given(raw=cityscapes_text().flatmap(mutated))
+def test_cityscapes_polygons(root, raw):
+    path = root / 'cs/gtFine/train/c/c_000000_000001_gtFine_polygons.json'
+    path.write_bytes(raw)
+    _read_both('cityscapes json', lambda mode: read_dataset('cityscapes', root / 'cs', on_error=mode), path)
+
+
+@st.composite
+def voc_text(draw) -> str:
+    def field(value):
+        return escape(str(_maybe(draw, value)))
+    objects = ''.join(
+        f'<object><name>{field(draw(st.sampled_from(["car", "person", "", " dog "])))}</name>'
+        f'<difficult>{field(0)}</difficult><truncated>{field(draw(number_text))}</truncated>'
+        f'<bndbox>' + ''.join(f'<{k}>{field(draw(coordinate()))}</{k}>' for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+        + '</bndbox></object>' for _ in range(draw(st.integers(0, 4))))
+    return (f'<annotation><filename>{field("a.jpg")}</filename><size><width>{field(W)}</width>'
+            f'<height>{field(H)}</height></size>{objects}</annotation>')
+
+
+@given(raw=voc_text().flatmap(mutated))
+def test_voc_xml(root, raw):
+    path = root / 'voc/Annotations/a.xml'
+    path.write_bytes(raw)
+    _read_both('voc xml', lambda mode: read_dataset('voc', root / 'voc', on_error=mode), path)
