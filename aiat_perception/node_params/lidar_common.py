@@ -10,7 +10,8 @@ from aiat_perception.parameters import INT64_MAX, Param
 
 POSITIVE = (0.0, math.inf)
 THRESHOLD_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations',
-                  'stale_input_s', 'no_input_warn_s')
+                  'stale_input_s', 'no_input_warn_s', 'lost_warn_fraction')
+LOST_SOURCES = ('auto', 'publication_sequence', 'message_lost_event', 'none')
 
 
 def core_params(core_table) -> List[Param]:
@@ -53,6 +54,12 @@ def node_params(input_name: str, max_input: int, processing_budget_ms: float,
               range=POSITIVE, open_low=True, dynamic=True),
         Param('no_input_warn_s', 5.0, 'WARN when no input arrived since start for this long (dynamic)',
               range=POSITIVE, open_low=True, dynamic=True),
+        Param('problem_window_s', 10.0, 'malformed, failed and lost frames make the level WARN for this long',
+              range=POSITIVE, open_low=True),
+        Param('lost_warn_fraction', 0.01, "WARN when more than this share of the window's frames was lost "
+              '(dynamic)', range=(0.0, 1.0), dynamic=True),
+        Param('lost_source', 'auto', 'how lost frames are counted: auto, publication_sequence, '
+              'message_lost_event or none', choices=LOST_SOURCES),
         Param('diagnostics_period_s', 1.0, 'period of /diagnostics', range=POSITIVE, open_low=True),
         Param('stats_window', 100, 'frames in the latency percentile window', range=(1, INT64_MAX)),
     ]

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from rclpy.subscription import Subscription
 from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray
@@ -28,7 +29,7 @@ from visualization_msgs.msg import MarkerArray
 from aiat_perception.latest_slot import LatestSlot
 from aiat_perception.node_params.lidar_common import THRESHOLD_KEYS, core_values
 from aiat_perception.nodes.common import declare_table, latched_qos, sensor_qos, stamp_to_ns
-from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth
+from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth, SequenceGaps
 from aiat_perception.static_transforms import StaticTransformBuffer, TransformError
 from aiat_perception.vision_conversions import detections_3d_markers, detections_3d_to_msg, diagnostic_array
 
@@ -52,8 +53,9 @@ class LidarDetectorBase(Node):
         p = self.p
         self.core = self.make_core(core_values(p, self.CORE_TABLE), None)
         self.stages = (*self.STAGES, 'publish')
-        self.health = PipelineHealth(stages=self.stages, thresholds=self.thresholds(p),
-                                     window=p['stats_window'], start_time=time.monotonic())
+        self.health = PipelineHealth(stages=('waited', *self.stages), thresholds=self.thresholds(p),
+                                     window=p['stats_window'], start_time=time.monotonic(),
+                                     problem_window_s=p['problem_window_s'])
         self.latency_labels = ('stamp_s', 'pipeline_ms', 'processing_ms', 'waited_ms',
                                *(f'{s}_ms' for s in self.stages), 'detections')
         self.latency_msg = Float64MultiArray()
@@ -67,8 +69,7 @@ class LidarDetectorBase(Node):
         self.last_detections = 0
         self.markers_published = 0
         self.slot = LatestSlot()
-        self.create_subscription(self.MESSAGE, self.INPUT_TOPIC, self.on_message,
-                                 sensor_qos(p['reliability'], depth=1))
+        self.subscribe_input(p)
         if p['target_frame']:
             # static broadcasters publish once, transient local; several may exist: keep each one's
             self.create_subscription(TFMessage, '/tf_static', self.on_tf_static, latched_qos(depth=100))
@@ -86,6 +87,31 @@ class LidarDetectorBase(Node):
         self.get_logger().info(f'ready: {self.resolve_topic_name(self.INPUT_TOPIC)} ({p["reliability"]}) -> '
                                f'{self.pub_detections.topic_name} in '
                                f'{p["target_frame"] or "the sensor frame"}')
+
+    def subscribe_input(self, p):
+        """The input subscription with lost-frame counting as ``lost_source`` asks (as camera_detector):
+        gaps in each publisher's DDS sequence numbers (rclpy >= Iron passes them to two-argument
+        callbacks), else the RMW's message-lost event."""
+        try:
+            from rclpy import event_handler as events
+        except ImportError:  # rclpy before Iron (Humble)
+            from rclpy import qos_event as events
+        self.sequence_gaps = SequenceGaps()
+        self.lost_counting = 'none'
+        callback = self.on_message
+        if p['lost_source'] in ('auto', 'publication_sequence') and hasattr(Subscription, 'CallbackType'):
+            callback = self.on_message_with_info
+        event_callbacks = None
+        if p['lost_source'] in ('auto', 'message_lost_event'):
+            try:
+                event_callbacks = events.SubscriptionEventCallbacks(message_lost=self.on_message_lost)
+            except TypeError:  # an rclpy without the message-lost event
+                pass
+        qos = sensor_qos(p['reliability'], depth=1)
+        try:
+            self.create_subscription(self.MESSAGE, self.INPUT_TOPIC, callback, qos, event_callbacks=event_callbacks)
+        except getattr(events, 'UnsupportedEventTypeError', ()):  # an RMW without the event
+            self.create_subscription(self.MESSAGE, self.INPUT_TOPIC, callback, qos)
 
     # --- parameters ---------------------------------------------------------------------------
     @staticmethod
@@ -111,13 +137,28 @@ class LidarDetectorBase(Node):
         raise NotImplementedError
 
     # --- input: cheap, never blocks on the core ---------------------------------------------------
+    def on_message_with_info(self, msg, info):
+        number = info.get('publication_sequence_number') if isinstance(info, dict) else None
+        if isinstance(number, int) and 0 < number < 2 ** 63:  # None/0: the RMW gives none
+            self.lost_counting = 'publication_sequence'
+            gid = info.get('publisher_gid')
+            data = gid.get('data') if isinstance(gid, dict) else None
+            self.health.record_lost(self.sequence_gaps.observe(bytes(data) if data is not None else None, number),
+                                    time.monotonic())
+        self.on_message(msg)
+
+    def on_message_lost(self, info):
+        if self.lost_counting != 'publication_sequence' or self.p['lost_source'] == 'message_lost_event':
+            self.lost_counting = 'message_lost_event'
+            self.health.record_lost(int(info.total_count_change), time.monotonic())
+
     def on_message(self, msg):
         now = time.monotonic()
         self.health.record_input(now)
         if self.PROCESS_IN_CALLBACK:
             self.process_safely((now, msg))
         elif self.slot.put((now, msg)):
-            self.health.record_drop()
+            self.health.record_drop(now=now)
 
     def on_tf_static(self, msg):
         try:
@@ -140,7 +181,7 @@ class LidarDetectorBase(Node):
         except Exception as exc:  # keep running; the failure is counted and reported
             if not self.context.ok():
                 return False  # shutting down: publishers are gone
-            self.health.record_failure(f'{type(exc).__name__}: {exc}')
+            self.health.record_failure(f'{type(exc).__name__}: {exc}'[:300], time.monotonic())
             self.get_logger().error(f'frame failed: {exc!r}', throttle_duration_sec=5.0)
         return True
 
@@ -154,8 +195,9 @@ class LidarDetectorBase(Node):
                 raise ValueError(f'{size} points/beams > max_input_size {self.p["max_input_size"]}')
             data = self.convert(msg)
         except Exception as exc:  # whatever a malformed message makes the conversion raise
-            self.health.record_malformed(f'{type(exc).__name__}: {exc}')
-            self.get_logger().warn(f'skipping malformed {self.MESSAGE.__name__}: {exc}', throttle_duration_sec=5.0)
+            reason = f'{type(exc).__name__}: {exc}'[:300]
+            self.health.record_malformed(reason, time.monotonic())
+            self.get_logger().warn(f'skipping malformed {self.MESSAGE.__name__}: {reason}', throttle_duration_sec=5.0)
             return
         conversion_ms = (time.perf_counter() - start) * 1e3
         result = self.detect(self.core, data)
@@ -170,7 +212,8 @@ class LidarDetectorBase(Node):
             self.markers_published += 1
         stamp_ns = stamp_to_ns(msg.header.stamp)
         pipeline_ms = (published_ns - stamp_ns) / 1e6
-        stage_ms = {'conversion': conversion_ms, **result.stage_ms, 'publish': (done - before_publish) * 1e3}
+        stage_ms = {'waited': waited_ms, 'conversion': conversion_ms, **result.stage_ms,
+                    'publish': (done - before_publish) * 1e3}
         self.health.record_output(time.monotonic(), processing_ms, pipeline_ms, stage_ms)
         self.last_counts, self.last_detections = result.counts, len(result.detections)
         self.latency_msg.data = [stamp_ns / 1e9, pipeline_ms, processing_ms, waited_ms,
@@ -196,6 +239,7 @@ class LidarDetectorBase(Node):
         report.values += [('detections_last_frame', str(self.last_detections)),
                           *((f'{k}_last_frame', str(v)) for k, v in self.last_counts.items()),
                           ('markers_published', str(self.markers_published)),
+                          ('lost_source', self.lost_counting),
                           ('target_frame', self.p['target_frame'] or '(sensor frame)'),
                           ('frames_in_target_frame', str(self.output_in_target)),
                           ('tf_static_problems', str(self.transform_problems))]

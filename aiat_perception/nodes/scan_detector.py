@@ -14,38 +14,16 @@ aiat_perception/node_params/scan_detector.py, documented in config/scan_detector
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from sensor_msgs.msg import LaserScan
 
 from aiat_perception.lidar.scan import SCAN_PARAMETERS, ScanDetector
-from aiat_perception.msg_conversions import MessageFormatError
+from aiat_perception.msg_conversions import laserscan_to_ranges
 from aiat_perception.node_params.scan_detector import TABLE
 from aiat_perception.nodes.common import run_node
 from aiat_perception.nodes.lidar_common import LidarDetectorBase
 
 BACKGROUND = ('background_scans', 'background_fraction')
-
-
-def scan_arrays(msg):
-    """(ranges, angles, range_min, range_max) of a LaserScan; MessageFormatError naming the field.
-    Stand-in until msg_conversions has the project's LaserScan converter."""
-    numbers = {}
-    for name in ('angle_min', 'angle_max', 'angle_increment', 'range_min', 'range_max'):
-        value = float(getattr(msg, name))
-        if not math.isfinite(value):
-            raise MessageFormatError('LaserScan', name, f'{value} is not finite')
-        numbers[name] = value
-    ranges = np.asarray(msg.ranges, dtype=np.float32)
-    if ranges.ndim != 1 or ranges.size == 0:
-        raise MessageFormatError('LaserScan', 'ranges', 'no beams')
-    if numbers['angle_increment'] == 0.0 and ranges.size > 1:
-        raise MessageFormatError('LaserScan', 'angle_increment', f'0 with {ranges.size} beams')
-    if abs((ranges.size - 1) * numbers['angle_increment']) > 2 * math.pi + abs(numbers['angle_increment']) + 1e-3:
-        raise MessageFormatError('LaserScan', 'angle_increment', 'the beams cover more than one turn')
-    angles = numbers['angle_min'] + np.arange(ranges.size, dtype=np.float64) * numbers['angle_increment']
-    return ranges, angles, numbers['range_min'], numbers['range_max']
 
 
 class ScanDetectorNode(LidarDetectorBase):
@@ -75,6 +53,13 @@ class ScanDetectorNode(LidarDetectorBase):
     def detect(self, core, data):
         ranges, angles, range_min, range_max = data
         return core(ranges, angles, range_min, range_max)
+
+
+def scan_arrays(msg):
+    """(ranges with invalid beams as NaN, angles, range_min, range_max) of a LaserScan, validated by
+    :func:`aiat_perception.msg_conversions.laserscan_to_ranges` (MessageFormatError naming the field)."""
+    scan = laserscan_to_ranges(msg)
+    return np.where(scan.valid, scan.ranges, np.nan), scan.angles, float(msg.range_min), float(msg.range_max)
 
 
 def main(args=None):

@@ -134,7 +134,11 @@ def test_lidar_detector_on_real_kitti_scans(test_node, start_node):
     values = out.values()
     assert int(values['frames_malformed']) == len(bad) and int(values['frames_failed']) == 0, values
     assert int(values['non_finite_points_total_last_frame']) == len(data) // 4
-    for stage in LIDAR_STAGES:
+    # every cloud sent ends as exactly one of processed, dropped, lost, malformed
+    sent = len(clouds) + len(bad) + 3
+    ends = sum(int(values[f'frames_{k}']) for k in ('processed', 'dropped', 'lost', 'malformed'))
+    assert ends == sent and int(values['frames_received']) + int(values['frames_lost']) == sent, values
+    for stage in ('waited', *LIDAR_STAGES):
         assert float(values[f'{stage}_ms_p50']) >= 0.0, (stage, values)
     assert float(values['clustering_ms_max']) > 0 and float(values['processing_ms_p50']) > 0
     print('lidar_detector diagnostics: ' + ', '.join(f'{k} {values[k]}' for k in values if k.endswith('_p50')))
@@ -253,6 +257,10 @@ def test_scan_detector_on_real_leg_scans(test_node, start_node):
     for stage in SCAN_STAGES:
         assert float(values[f'{stage}_ms_p50']) >= 0.0, (stage, values)
     assert int(values['frames_failed']) == 0 and int(values['frames_malformed']) == len(bad), values
+    sent = len(scans) + len(bad) + 1
+    ends = sum(int(values[f'frames_{k}']) for k in ('processed', 'dropped', 'lost', 'malformed'))
+    assert ends == sent, values
+    assert values['lost_source'] in ('publication_sequence', 'message_lost_event', 'none'), values
     print('scan_detector diagnostics: ' + ', '.join(f'{k} {values[k]}' for k in values if k.endswith('_p50')))
     assert detector.alive(), detector.output()
 
