@@ -287,3 +287,38 @@ def test_out_of_range_parameters_are_refused(test_node, start_node, node):
     assert not refused.successful and 'range_min: must be < range_max' in refused.reason
     assert set_double('range_min', 0.5).successful
     assert detector.alive()
+
+
+def test_launch_graphs_start_both_detectors_on_remapped_topics(test_node, tmp_path):
+    """`aiat-launch lidar_detector` / `scan_detector` (the graphs behind the ros2 launch files) with
+    the input and output topics remapped: a real cloud and a real scan in, detections out."""
+    from sensor_msgs.msg import LaserScan, PointCloud2
+    from vision_msgs.msg import Detection3DArray
+
+    from aiat_perception.nodes.common import sensor_qos
+    from tests.integration.test_launcher import Launcher
+    got = {'lidar': [], 'scan': []}
+    test_node.create_subscription(Detection3DArray, '/lidar/objects', got['lidar'].append, 10)
+    test_node.create_subscription(Detection3DArray, '/scan/persons', got['scan'].append, 10)
+    launchers = [Launcher(tmp_path, 'lidar_detector', 'points_topic:=/velodyne_points',
+                          'detections_topic:=/lidar/objects', 'reliability:=reliable'),
+                 Launcher(tmp_path, 'scan_detector', 'scan_topic:=/front/scan', 'detections_topic:=/scan/persons',
+                          'reliability:=reliable')]
+    try:
+        points = test_node.create_publisher(PointCloud2, '/velodyne_points', sensor_qos('reliable', 10))
+        scans = test_node.create_publisher(LaserScan, '/front/scan', sensor_qos('reliable', 10))
+        assert spin_until(test_node, lambda: points.get_subscription_count() and scans.get_subscription_count(),
+                          timeout=60), [launcher.output() for launcher in launchers]
+        cloud, _ = kitti_cloud('000134', time.time_ns())
+        points.publish(cloud)
+        publish_spaced(test_node, scans, leg_scans(5), gap=0.05)
+        assert spin_until(test_node, lambda: got['lidar'] and got['scan'], timeout=30), \
+            [launcher.output() for launcher in launchers]
+        assert stamp_key(got['lidar'][0].header) == stamp_key(cloud.header)
+        assert len(got['lidar'][0].detections) >= 8
+        assert test_node.count_publishers('/lidar/objects/markers') == 1
+    finally:
+        for launcher in launchers:
+            launcher.kill()
+    for launcher in launchers:
+        assert launcher.proc.returncode == 0, launcher.output()
