@@ -36,6 +36,8 @@ setup(
         'sim': requirements('sim'),
         'training': requirements('training') + requirements('sim'),
         'test': requirements('test'),
+        # offline evaluation of recorded drives (aiat-eval): bags, pycocotools, plots, HTML report
+        'eval': requirements('eval'),
         # native TensorRT engines on x86_64 (on a Jetson, TensorRT and CUDA come with JetPack)
         'tensorrt': requirements('tensorrt'),
         'gpu-diagnostics': ['nvidia-ml-py'],
@@ -62,6 +64,8 @@ setup(
             'aiat-detect = aiat_perception.cli.detect:main',
             'aiat-engine = aiat_perception.engine.cli:main',
             'aiat-lidar = aiat_perception.cli.lidar:main',
+            'aiat-eval = aiat_training.replay_eval.cli:main',
+            'aiat-sim = aiat_perception.cli.sim_record:main',
             'aiat-data = aiat_training.cli.data:main',
             'aiat-train = aiat_training.cli.train:main',
         ],

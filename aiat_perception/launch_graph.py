@@ -39,6 +39,7 @@ import yaml
 from aiat_perception.node_params import MODULES as NODE_TABLES, table_for
 from aiat_perception.parameters import ParameterTable
 from aiat_perception.share import PACKAGE, config_dir
+from aiat_perception.yaml_section import read_yaml
 
 # Used when the distribution's entry points cannot be read (e.g. the source tree without `pip install`);
 # must match setup.py's console_scripts for the nodes.
@@ -163,12 +164,7 @@ def graph_path(name_or_path: str, config: Optional[Path] = None) -> Path:
 
 def load_graph(path) -> Graph:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise GraphError(f'{path}: cannot read: {exc}') from exc
-    except yaml.YAMLError as exc:
-        raise GraphError(f'{path}: not valid YAML: {exc}') from exc
+    data = read_yaml(path, GraphError, what='graph file')
     if not isinstance(data, dict):
         raise GraphError(f'{path}: must be a mapping with keys {sorted(GRAPH_KEYS)}')
     _no_unknown_keys(data, GRAPH_KEYS, f'{path}')
@@ -463,10 +459,7 @@ def node_parameters(executable: str) -> ParameterTable:
 
 def read_params_file(path: Path) -> Dict[str, Dict[str, object]]:
     """``{node pattern: {dotted parameter name: value}}`` of a ROS 2 parameter file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise GraphError(f'{path}: cannot read parameter file: {exc}') from exc
+    data = read_yaml(path, GraphError, what='parameter file')
     if not isinstance(data, dict):
         raise GraphError(f'{path}: a parameter file maps node names to {{ros__parameters: ...}}')
     sections = {}

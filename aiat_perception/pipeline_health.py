@@ -26,8 +26,8 @@ LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', STALE: 'STALE'}
 
 @dataclass
 class HealthThresholds:
-    processing_budget_ms: float = 100.0      # WARN when the window's p95 processing time exceeds it
-    pipeline_budget_ms: float = 200.0        # WARN when the window's p95 pipeline latency exceeds it
+    processing_budget_ms: float = 150.0      # WARN when the window's p95 processing time exceeds it
+    pipeline_budget_ms: float = 250.0        # WARN when the window's p95 pipeline latency exceeds it
     error_after_violations: int = 10         # ERROR after this many consecutive over-budget frames
     stale_input_s: float = 2.0               # ERROR when no input arrived for this long (after the first)
     no_input_warn_s: float = 5.0             # WARN when no input arrived since start for this long

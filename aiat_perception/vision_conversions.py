@@ -2,7 +2,7 @@
 lazily, so the module loads without ROS)."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -36,24 +36,6 @@ def detections_to_msg(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[st
     return msg
 
 
-def msg_to_detections(msg) -> Tuple[np.ndarray, np.ndarray, List[str]]:
-    """(boxes xyxy [K,4], scores [K], labels) of a ``Detection2DArray`` (best hypothesis each)."""
-    boxes = np.zeros((len(msg.detections), 4), dtype=np.float64)
-    scores = np.zeros(len(msg.detections), dtype=np.float64)
-    labels = []
-    for i, det in enumerate(msg.detections):
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        boxes[i] = (cx - det.bbox.size_x / 2, cy - det.bbox.size_y / 2,
-                    cx + det.bbox.size_x / 2, cy + det.bbox.size_y / 2)
-        if det.results:
-            best = max(det.results, key=lambda r: r.hypothesis.score)
-            scores[i], label = best.hypothesis.score, best.hypothesis.class_id
-        else:
-            label = ''
-        labels.append(label)
-    return boxes, scores, labels
-
-
 def label_info_msg(class_names: Sequence[str], threshold: float, header=None):
     from vision_msgs.msg import LabelInfo, VisionClass
 
@@ -66,7 +48,9 @@ def label_info_msg(class_names: Sequence[str], threshold: float, header=None):
 
 
 def diagnostic_array(statuses: Sequence, stamp) -> object:
-    """``diagnostic_msgs/DiagnosticArray`` from (name, hardware_id, HealthReport) tuples."""
+    """``diagnostic_msgs/DiagnosticArray`` from (name, hardware_id, report) tuples, a report being
+    a :class:`~aiat_perception.pipeline_health.HealthReport` (level 0..3, message, (key, value)
+    pairs; float values written with 6 significant digits). The one diagnostics builder."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
     array = DiagnosticArray()
@@ -77,23 +61,14 @@ def diagnostic_array(statuses: Sequence, stamp) -> object:
         status.name = name
         status.hardware_id = hardware_id
         status.message = report.message
-        status.values = [KeyValue(key=k, value=v) for k, v in report.values]
+        status.values = [KeyValue(key=k, value=f'{v:.6g}' if isinstance(v, float) else str(v))
+                         for k, v in report.values]
         array.status.append(status)
     return array
 
 
 def diagnostic_values(status) -> dict:
     return {kv.key: kv.value for kv in status.values}
-
-
-def level_of(status) -> int:
-    level = status.level
-    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
-
-
-def optional_float(text: str) -> Optional[float]:
-    value = float(text)
-    return None if np.isnan(value) else value
 
 
 def labeled_boxes_from_msg(msg, min_score: float = 0.0) -> list:

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from aiat_perception.inference.preprocess import Preprocessor
 from aiat_training.config import InputSection
 from aiat_training.data.dataset import DetectionDataset
 
@@ -132,16 +133,11 @@ class _Probe:
 
     def __init__(self, model, input_cfg: InputSection):
         self.model = model.eval()
-        self.input = input_cfg
-        self.mean = np.asarray(input_cfg.mean, np.float32)
-        self.std = np.asarray(input_cfg.std, np.float32)
+        self.preprocessor = Preprocessor(input_cfg.spec())
 
     def tensor(self, bgr: np.ndarray) -> torch.Tensor:
-        image = cv2.resize(bgr, (self.input.width, self.input.height), interpolation=cv2.INTER_LINEAR)
-        if self.input.color_order == 'RGB':
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        x = (image.astype(np.float32) - self.mean) / self.std
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        batch, _ = self.preprocessor([bgr], 'bgr8')
+        return torch.from_numpy(batch.copy())
 
     @torch.no_grad()
     def __call__(self, images) -> dict:

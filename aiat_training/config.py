@@ -22,6 +22,9 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from aiat_perception.inference.bundle import InputSpec
+from aiat_perception.inference.preprocess import NANODET_BGR_MEAN, NANODET_BGR_STD
+
 DOCS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'training_config.md'
 
 
@@ -187,9 +190,9 @@ class InputSection(Section):
     color_order: Literal['BGR', 'RGB'] = Field('BGR', description='Channel order the model expects.')
     resize: Literal['stretch'] = Field('stretch', description='How images reach the input size '
                                        '(bundle `input.resize`); only stretch is implemented.')
-    mean: list[float] = Field([103.53, 116.28, 123.675], min_length=3, max_length=3,
+    mean: list[float] = Field(list(NANODET_BGR_MEAN), min_length=3, max_length=3,
                               description='Per-channel mean subtracted (in color_order).')
-    std: list[float] = Field([57.375, 57.12, 58.395], min_length=3, max_length=3,
+    std: list[float] = Field(list(NANODET_BGR_STD), min_length=3, max_length=3,
                              description='Per-channel divisor (in color_order).')
 
     @model_validator(mode='after')
@@ -197,6 +200,12 @@ class InputSection(Section):
         if any(s <= 0 for s in self.std):
             raise ValueError(f'std: every value must be > 0, got {self.std}')
         return self
+
+    def spec(self) -> InputSpec:
+        """This contract as the bundle's InputSpec: what the training loader, validation and export
+        use, so training sees exactly what the vehicle's Preprocessor gives the exported model."""
+        return InputSpec('images', self.height, self.width, self.color_order, self.resize,
+                         tuple(self.mean), tuple(self.std))
 
 
 # --- the whole file ----------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import pybullet_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aiat_perception.class_names import parse_aliases  # noqa: E402
 from aiat_perception.sim.scenario import load_scenario, resolve_scenario  # noqa: E402
 from aiat_perception.sim.world import SimWorld  # noqa: E402
 
@@ -101,6 +102,20 @@ def detector_recall(bundle: str, frames: int, aliases: dict) -> dict:
     return out
 
 
+def timed_rounds(warmup: int, iterations: int, step, stages):
+    """Seconds per call of each stage (one list per stage), over ``iterations`` rounds after
+    ``warmup``; ``step`` runs untimed before each round."""
+    times = [[] for _ in stages]
+    for i in range(warmup + iterations):
+        step()
+        for spent, stage in zip(times, stages):
+            t0 = time.perf_counter()
+            stage()
+            if i >= warmup:
+                spent.append(time.perf_counter() - t0)
+    return times
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--scenario', default='street_mixed')
@@ -118,39 +133,19 @@ def main(argv=None) -> int:
                           'pybullet': p.getAPIVersion()}}
     dt = 1.0 / scenario.ego.camera.rate_hz
     for width, height in ((640, 480), (1280, 720)):
-        render, with_gt, bare = [], [], []
-        for i in range(args.warmup + args.iterations):
-            world.step(dt)
-            t0 = time.perf_counter()
-            frame = world.render_camera(width, height)
-            t1 = time.perf_counter()
-            world.ground_truth_2d(frame)
-            t2 = time.perf_counter()
-            floor.render(width, height)
-            t3 = time.perf_counter()
-            if i >= args.warmup:
-                render.append(t1 - t0)
-                with_gt.append(t2 - t0)
-                bare.append(t3 - t2)
-        result[f'camera_{width}x{height}'] = {'render': stats(render), 'render_and_ground_truth': stats(with_gt),
+        frames = []
+        render, gt, bare = timed_rounds(args.warmup, args.iterations, lambda: world.step(dt), [
+            lambda: frames.append(world.render_camera(width, height)),
+            lambda: world.ground_truth_2d(frames.pop()),
+            lambda: floor.render(width, height)])
+        result[f'camera_{width}x{height}'] = {'render': stats(render),
+                                              'render_and_ground_truth': stats(np.add(render, gt)),
                                               'floor_bare_getCameraImage_empty_world': stats(bare)}
     dirs, _ = world.lidar_3d_directions()
     origin = np.array([0.0, 0.0, 1.9])
     origins_3d, targets_3d = [origin.tolist()] * len(dirs), (origin + dirs * 100.0).tolist()
-    scan2d, scan3d, bare3d = [], [], []
-    for i in range(args.warmup + args.iterations):
-        world.step(0.025)
-        t0 = time.perf_counter()
-        world.scan_2d()
-        t1 = time.perf_counter()
-        world.scan_3d()
-        t2 = time.perf_counter()
-        floor.rays(origins_3d, targets_3d)
-        t3 = time.perf_counter()
-        if i >= args.warmup:
-            scan2d.append(t1 - t0)
-            scan3d.append(t2 - t1)
-            bare3d.append(t3 - t2)
+    scan2d, scan3d, bare3d = timed_rounds(args.warmup, args.iterations, lambda: world.step(0.025), [
+        world.scan_2d, world.scan_3d, lambda: floor.rays(origins_3d, targets_3d)])
     cfg2, cfg3 = scenario.ego.lidar_2d, scenario.ego.lidar_3d
     result['lidar_2d'] = {'beams': cfg2.beams, **stats(scan2d)}
     result['lidar_3d'] = {'rays': int(len(dirs)), 'rings': cfg3.rings, **stats(scan3d),
@@ -158,7 +153,7 @@ def main(argv=None) -> int:
     world.close()
     if args.bundle:
         result['detector'] = detector_recall(args.bundle, args.eval_frames,
-                                             dict(a.split(':', 1) for a in args.alias))
+                                             parse_aliases(args.alias, '--alias'))
     print(json.dumps(_finite(result), indent=1))
     return 0
 

@@ -28,7 +28,7 @@ from aiat_training.data.classmap import ClassMapping  # noqa: E402
 from aiat_training.data.loader import TrainingDataset  # noqa: E402
 from aiat_training.data.readers import read_dataset  # noqa: E402
 from aiat_training.train.config import fit_config_from_dict  # noqa: E402
-from aiat_training.train.synthetic import write_synthetic_kitti  # noqa: E402
+from aiat_training.data.synthetic import write_synthetic_kitti  # noqa: E402
 from aiat_training.train.trainer import Trainer  # noqa: E402
 
 

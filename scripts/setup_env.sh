@@ -28,7 +28,7 @@ find_python() {  # find_python 3.11
 }
 
 case "$flavour" in
-  full)     venv=.venv;       pyver=3.11; distro=kilted; reqs="ros ros-build runtime sim training test"; interfaces=1; editable=1 ;;
+  full)     venv=.venv;       pyver=3.11; distro=kilted; reqs="ros ros-build runtime sim training test eval"; interfaces=1; editable=1 ;;
   lean310)  venv=.venv310;    pyver=3.10; distro=kilted; reqs="ros ros-build runtime test";              interfaces=1; editable=1 ;;
   lean312)  venv=.venv312;    pyver=3.12; distro=jazzy;  reqs="ros-jazzy ros-build-jazzy runtime test";  interfaces=1; editable=1 ;;
   numpy121) venv=.venv-np121; pyver=3.10; distro=none;   reqs="core-numpy121";                           interfaces=0; editable=0 ;;

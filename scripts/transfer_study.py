@@ -27,7 +27,7 @@ from aiat_training.data.classmap import ClassMapping  # noqa: E402
 from aiat_training.data.loader import TrainingDataset  # noqa: E402
 from aiat_training.data.readers import read_dataset  # noqa: E402
 from aiat_training.train.config import fit_config_from_dict  # noqa: E402
-from aiat_training.train.synthetic import write_synthetic_kitti  # noqa: E402
+from aiat_training.data.synthetic import write_synthetic_kitti  # noqa: E402
 from aiat_training.train.trainer import Trainer  # noqa: E402
 
 STRATEGIES = ('head_only', 'finetune_all', 'scratch')
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
             need = max(args.sizes) + args.val
             root = write_synthetic_kitti(tmp / 'data', num_images=need, width=2 * args.size,
                                          height=int(1.5 * args.size), max_objects=4, seed=args.seed)
-            note = f'{need} synthetic images (drawn cars and pedestrians, `aiat_training.train.synthetic`)'
+            note = f'{need} synthetic images (drawn cars and pedestrians, `aiat_training.data.synthetic`)'
         else:
             root = args.data
             note = f'KITTI-format `{args.data}`'

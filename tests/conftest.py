@@ -33,6 +33,8 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_decode*',
         'test_latency*',
         'test_matching*',
+        'test_class_names*',
+        'test_yaml_section*',
         'test_launch_graph*',
         'test_preprocess*',
         'test_package_layout*',
@@ -49,6 +51,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_bag_reading*',
         'test_node_params*',
         'test_stamp_pairing*',
+        'test_replay_bag*',
     ],
     'training': [
         'test_nanodet_*',
@@ -60,6 +63,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_sim_finetuned*',
         'test_fuzz_dataset*',
         'test_device_check*',
+        'test_replay_eval*',
     ],
     'ros': [
         'test_interface_hashes*',

@@ -10,11 +10,12 @@ where it was written). The pure helpers (flags, error formatting, shapes) are un
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from aiat_perception.file_hash import sha256_file
 
 from .metadata import (EngineMetadata, MachineFacts, PRECISIONS, calibration_summary, now_iso,
                        workspace_bytes, write_metadata)
@@ -116,14 +117,6 @@ def _parser_errors(parser: Any, onnx_path: Path) -> List[str]:
         out.append(format_parser_error(get('desc'), str(get('code')).rsplit('.', 1)[-1], index, name,
                                        get('node_operator'), labels or ()))
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_engine(bundle: Any, engine_path: Union[str, Path], options: BuildOptions) -> BuildResult:
@@ -239,7 +232,7 @@ def build_engine(bundle: Any, engine_path: Union[str, Path], options: BuildOptio
         batches, cache_file = calibration
         calibration_info = calibration_summary(
             str(options.calibration), batches.images_used, batches.batch_size,
-            _sha256(cache_file) if cache_file.is_file() else None)
+            sha256_file(cache_file) if cache_file.is_file() else None)
         calibration_info['fingerprint'] = batches.fingerprint()
     spec = bundle.input
     meta = EngineMetadata(
@@ -248,7 +241,7 @@ def build_engine(bundle: Any, engine_path: Union[str, Path], options: BuildOptio
         bundle_sha256=bundle.model.sha256, bundle_name=bundle.name, input_name=spec.name,
         input_shape=(spec.channels, spec.height, spec.width), builder_flags=tuple(flags),
         workspace_mb=options.workspace_mb, calibration=calibration_info, built_with='aiat-engine build',
-        created=now_iso(), engine_file=engine_path.name, engine_sha256=_sha256(engine_path),
+        created=now_iso(), engine_file=engine_path.name, engine_sha256=sha256_file(engine_path),
         extra={'bundle_path': str(bundle.path)})
     write_metadata(engine_path, meta)
     return BuildResult(engine_path, meta, time.monotonic() - started, warnings + [

@@ -143,5 +143,15 @@ def ensure_engine(bundle: Any, precision: str = 'fp16', batch: Sequence[int] = (
         return build_engine(bundle, entry / ENGINE_FILE, options).engine_path
 
 
+def ort_tensorrt_cache_dir(bundle_name: str, bundle_sha256: str, ort_version: str,
+                           root: Optional[Union[str, Path]] = None) -> Path:
+    """Where ONNX Runtime's TensorRT execution provider keeps its engines and timing cache for one
+    bundle (not created). ORT does not notice a new model, ORT or TensorRT version in its cache
+    (its documentation says to clear it), so the directory is keyed by the bundle and ORT version;
+    ORT names its engine files after the GPU's compute capability itself."""
+    base = Path(root) if root is not None else default_cache_root()
+    return base / 'onnxruntime-trt' / f'{_slug(bundle_name)}-{bundle_sha256[:12]}-ort{_slug(ort_version)}'
+
+
 __all__ = ['EngineMissing', 'EngineMismatch', 'cache_entry', 'cache_key', 'default_cache_root',
-           'ensure_engine', 'find_cached_engine', 'timing_cache_path']
+           'ensure_engine', 'find_cached_engine', 'ort_tensorrt_cache_dir', 'timing_cache_path']

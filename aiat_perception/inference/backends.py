@@ -40,14 +40,16 @@ class Backend(ABC):
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
+        self._inputs: Dict[str, TensorInfo] = {}     # filled by each backend from its model
+        self._outputs: Dict[str, TensorInfo] = {}
 
     @property
-    @abstractmethod
-    def inputs(self) -> Dict[str, TensorInfo]: ...
+    def inputs(self) -> Dict[str, TensorInfo]:
+        return self._inputs
 
     @property
-    @abstractmethod
-    def outputs(self) -> Dict[str, TensorInfo]: ...
+    def outputs(self) -> Dict[str, TensorInfo]:
+        return self._outputs
 
     @abstractmethod
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
@@ -85,8 +87,8 @@ class OnnxRuntimeBackend(Backend):
     threads then do not busy-wait after a run, which on a loaded vehicle CPU starves the other
     nodes and our own preprocessing; see benchmarks/inference.py --spinning), ``device_id``, and
     for the TensorRT execution provider (onnxruntime-gpu): ``trt_fp16``, ``trt_cache_dir`` (engine
-    cache: ORT builds the engine on the first run and reuses it), ``trt_workspace_mb``; the timing
-    cache is kept in ``trt_cache_dir`` too. See docs/jetson.md, "ONNX Runtime on the GPU".
+    cache: ORT builds the engine on the first run and reuses it), ``trt_workspace_mb``, and
+    ``trt_timing_cache`` (default True: keep TensorRT's timing cache in ``trt_cache_dir`` too). See docs/jetson.md, "ONNX Runtime on the GPU".
     """
 
     name = 'onnxruntime'
@@ -95,14 +97,14 @@ class OnnxRuntimeBackend(Backend):
                  providers: Optional[Sequence[Any]] = None, intra_op_threads: int = 0,
                  inter_op_threads: int = 0, allow_spinning: bool = False, device_id: int = 0,
                  trt_fp16: bool = False, trt_cache_dir: Optional[str] = None,
-                 trt_workspace_mb: Optional[int] = None):
+                 trt_workspace_mb: Optional[int] = None, trt_timing_cache: bool = True):
         super().__init__(bundle)
         import onnxruntime as ort
 
         available = ort.get_available_providers()
         if providers is None:
             providers = self._providers_for(device, available, device_id, trt_fp16, trt_cache_dir,
-                                            trt_workspace_mb)
+                                            trt_workspace_mb, trt_timing_cache)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(intra_op_threads)
         options.inter_op_num_threads = int(inter_op_threads)
@@ -133,7 +135,8 @@ class OnnxRuntimeBackend(Backend):
 
     @staticmethod
     def _providers_for(device: str, available: Sequence[str], device_id: int, trt_fp16: bool,
-                       trt_cache_dir: Optional[str], trt_workspace_mb: Optional[int] = None) -> List[Any]:
+                       trt_cache_dir: Optional[str], trt_workspace_mb: Optional[int] = None,
+                       trt_timing_cache: bool = True) -> List[Any]:
         device = device.lower().split(':')[0]
         wanted = {'auto': PROVIDER_PREFERENCE, 'cpu': PROVIDER_PREFERENCE[2:],
                   'cuda': PROVIDER_PREFERENCE[1:], 'gpu': PROVIDER_PREFERENCE[1:],
@@ -152,8 +155,9 @@ class OnnxRuntimeBackend(Backend):
                 trt_opts: Dict[str, Any] = {'device_id': device_id, 'trt_fp16_enable': bool(trt_fp16)}
                 if trt_cache_dir:
                     os.makedirs(trt_cache_dir, exist_ok=True)
-                    trt_opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=trt_cache_dir,
-                                    trt_timing_cache_enable=True, trt_timing_cache_path=trt_cache_dir)
+                    trt_opts.update(trt_engine_cache_enable=True, trt_engine_cache_path=trt_cache_dir)
+                    if trt_timing_cache:
+                        trt_opts.update(trt_timing_cache_enable=True, trt_timing_cache_path=trt_cache_dir)
                 if trt_workspace_mb is not None:
                     if isinstance(trt_workspace_mb, bool) or not isinstance(trt_workspace_mb, int) \
                             or trt_workspace_mb <= 0:
@@ -166,14 +170,6 @@ class OnnxRuntimeBackend(Backend):
             else:
                 providers.append(p)
         return providers
-
-    @property
-    def inputs(self) -> Dict[str, TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Dict[str, TensorInfo]:
-        return self._outputs
 
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         results = self.session.run(self._output_names, {self._input_name: batch})

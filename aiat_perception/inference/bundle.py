@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import difflib
-import hashlib
 import math
 import shutil
 from dataclasses import dataclass, field
@@ -17,6 +15,11 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 import yaml
+
+from aiat_perception.file_hash import sha256_file
+from aiat_perception.yaml_section import YamlSection, read_yaml
+
+from .cells import DEFAULT_CELL_OFFSET, num_cells
 
 SCHEMA_VERSION = 1
 BUNDLE_FILE = 'bundle.yaml'
@@ -97,14 +100,14 @@ class DecoderSpec:
     strides: Tuple[int, ...]
     reg_max: int
     scores_are_probabilities: bool = True
-    cell_offset: float = 0.5    # cell centre = (col + cell_offset) * stride
+    cell_offset: float = DEFAULT_CELL_OFFSET    # cell centre = (col + cell_offset) * stride
 
     @property
     def bins(self) -> int:
         return self.reg_max + 1
 
     def num_cells(self, height: int, width: int) -> int:
-        return sum(math.ceil(height / s) * math.ceil(width / s) for s in self.strides)
+        return num_cells(height, width, self.strides)
 
 
 @dataclass(frozen=True)
@@ -172,80 +175,15 @@ class Bundle:
 # ---------------------------------------------------------------------------------------------
 # metadata parsing (hand-written: a dozen typed fields do not justify a schema library on the vehicle)
 
-class _Fields:
-    def __init__(self, data: Any, where: str, source: Path):
-        if not isinstance(data, dict):
-            raise BundleError(f'{source}: {where or "top level"} must be a mapping, '
-                              f'got {type(data).__name__}')
-        self.data, self.where, self.source = data, where, source
-        known = KNOWN_KEYS.get(where)
-        if known is not None:
-            for key in data:
-                if key not in known:
-                    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-                    hint = f" (did you mean '{close[0]}'?)" if close else \
-                        f' (valid keys: {", ".join(known)})'
-                    raise BundleError(f'{source}: unknown key {self._key(str(key))!r}{hint}')
-
-    def _key(self, key: str) -> str:
-        return f'{self.where}.{key}' if self.where else key
-
-    def fail(self, key: str, problem: str) -> BundleError:
-        return BundleError(f'{self.source}: {self._key(key)}: {problem}')
-
-    def get(self, key: str, default: Any = ...) -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise BundleError(f'{self.source}: missing key {self._key(key)!r}')
-            return default
-        return self.data[key]
-
-    def sub(self, key: str) -> '_Fields':
-        return _Fields(self.get(key), self._key(key), self.source)
-
-    def string(self, key: str, default: Any = ..., choices: Tuple[str, ...] = ()) -> str:
-        value = self.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, f'expected a non-empty string, got {value!r}')
-        if choices and value not in choices:
-            raise self.fail(key, f'{value!r} is not one of {list(choices)}')
-        return value
-
-    def integer(self, key: str, default: Any = ..., minimum: int = 0,
-                maximum: int = MAX_INTEGER) -> int:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            raise self.fail(key, f'expected an integer >= {minimum} and <= {maximum}, '
-                                 f'got {value!r:.60}')
-        return value
-
-    def number(self, key: str, default: Any = ..., low: float = -math.inf,
-               high: float = math.inf) -> float:
-        value = self.get(key, default)
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not math.isfinite(value) or not low <= value <= high):
-            raise self.fail(key, f'expected a number in [{low}, {high}] (finite), got {value!r:.60}')
-        return float(value)
-
-    def boolean(self, key: str, default: Any = ...) -> bool:
-        value = self.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f'expected true or false, got {value!r}')
-        return value
-
-    def numbers(self, key: str, length: int, low: float = -math.inf,
-                high: float = math.inf) -> Tuple[float, ...]:
-        value = self.get(key)
-        if (not isinstance(value, (list, tuple)) or len(value) != length
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise self.fail(key, f'expected a list of {length} numbers, got {value!r:.200}')
-        for v in value:
-            if not math.isfinite(v) or not low <= v <= high:
-                raise self.fail(key, f'{v!r} is not a finite number in [{low:g}, {high:g}]')
-        return tuple(float(v) for v in value)
+def _fields(data: Any, where: str, source: Path) -> YamlSection:
+    return YamlSection(data, source, where, BundleError, KNOWN_KEYS.get(where))
 
 
-def _parse_shape(fields: _Fields, key: str) -> Tuple[Dim, ...]:
+def _sub(fields: YamlSection, key: str) -> YamlSection:
+    return _fields(fields.get(key), fields.where(key), fields.source)
+
+
+def _parse_shape(fields: YamlSection, key: str) -> Tuple[Dim, ...]:
     value = fields.get(key)
     if not isinstance(value, (list, tuple)) or not all(
             v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
@@ -274,17 +212,7 @@ def _check_depth(data: Any, source: Path) -> None:
 
 def read_bundle_yaml(source: Path) -> Any:
     """Parse ``bundle.yaml`` safely: size cap, safe loader, nesting cap; errors name the file."""
-    size = source.stat().st_size
-    if size > MAX_YAML_BYTES:
-        raise BundleError(f'{source}: {size} bytes, more than a bundle.yaml needs '
-                          f'({MAX_YAML_BYTES} at most)')
-    try:
-        data = yaml.safe_load(source.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BundleError(f'{source}: not valid YAML ({exc})') from None
-    except RecursionError:
-        raise BundleError(f'{source}: nested too deeply to parse (more than '
-                          f'{MAX_YAML_DEPTH} levels allowed)') from None
+    data = read_yaml(source, BundleError, MAX_YAML_BYTES, 'bundle.yaml')
     _check_depth(data, source)
     return data
 
@@ -293,12 +221,12 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     """Validate ``bundle.yaml`` content (no file access) and build the typed :class:`Bundle`."""
     source = source or Path(directory) / BUNDLE_FILE
     _check_depth(data, source)
-    top = _Fields(data, '', source)
+    top = _fields(data, '', source)
     version = top.get('schema_version')
     if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
         raise BundleError(f'{source}: schema_version is {version!r}, this code reads version '
                           f'{SCHEMA_VERSION}')
-    model_f = top.sub('model')
+    model_f = _sub(top, 'model')
     model = ModelSpec(file=model_f.string('file'), sha256=model_f.string('sha256'),
                       format=model_f.string('format', 'onnx', choices=('onnx',)),
                       opset=model_f.get('opset', None))
@@ -308,12 +236,13 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     if Path(model.file).name != model.file or model.file in ('.', '..') or '\x00' in model.file:
         raise model_f.fail('file', f'must be a file name inside the bundle, got {model.file!r}')
 
-    in_f = top.sub('input')
+    in_f = _sub(top, 'input')
     color_order = in_f.string('color_order', choices=COLOR_ORDERS)
     channels = 1 if color_order == 'GRAY' else 3
     inp = InputSpec(name=in_f.string('name'),
                     layout=in_f.string('layout', 'NCHW', choices=('NCHW',)),
-                    height=in_f.integer('height', minimum=1), width=in_f.integer('width', minimum=1),
+                    height=in_f.integer('height', minimum=1, maximum=MAX_INTEGER),
+                    width=in_f.integer('width', minimum=1, maximum=MAX_INTEGER),
                     color_order=color_order,
                     resize=in_f.string('resize', choices=RESIZE_MODES),
                     mean=in_f.numbers('mean', channels, -MAX_ABS_MEAN, MAX_ABS_MEAN),
@@ -331,7 +260,7 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     if len(set(classes)) != len(classes):
         raise top.fail('classes', 'class names must be unique')
 
-    dec_f = top.sub('decoder')
+    dec_f = _sub(top, 'decoder')
     strides = dec_f.get('strides')
     if (not isinstance(strides, (list, tuple)) or not strides
             or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 1024
@@ -340,19 +269,21 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     decoder = DecoderSpec(type=dec_f.string('type', choices=DECODER_TYPES), strides=tuple(strides),
                           reg_max=dec_f.integer('reg_max', minimum=0, maximum=64),
                           scores_are_probabilities=dec_f.boolean('scores_are_probabilities', True),
-                          cell_offset=dec_f.number('cell_offset', 0.5, 0.0, 1.0))
+                          cell_offset=dec_f.number('cell_offset', DEFAULT_CELL_OFFSET, 0.0, 1.0))
 
-    post_f = _Fields(top.get('postprocess', {}), 'postprocess', source)
+    post_f = _fields(top.get('postprocess', {}), 'postprocess', source)
     post = PostprocessSpec(score_threshold=post_f.number('score_threshold', 0.35, 0.0, 1.0),
                            nms_iou_threshold=post_f.number('nms_iou_threshold', 0.6, 0.0, 1.0),
-                           max_detections=post_f.integer('max_detections', 100, minimum=1),
+                           max_detections=post_f.integer('max_detections', 100, minimum=1,
+                                                         maximum=MAX_INTEGER),
                            class_agnostic_nms=post_f.boolean('class_agnostic_nms', False),
-                           pre_nms_top_k=post_f.integer('pre_nms_top_k', 1000, minimum=1))
+                           pre_nms_top_k=post_f.integer('pre_nms_top_k', 1000, minimum=1,
+                                                        maximum=MAX_INTEGER))
 
-    out_f = top.sub('outputs')
+    out_f = _sub(top, 'outputs')
     outputs = {}
     for key in ('scores', 'boxes'):
-        one = out_f.sub(key)
+        one = _sub(out_f, key)
         outputs[key] = OutputSpec(name=one.string('name'), shape=_parse_shape(one, 'shape'))
     cells = decoder.num_cells(inp.height, inp.width)
     expected = {'scores': len(classes), 'boxes': 4 * decoder.bins}
@@ -379,14 +310,6 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
 
 # ---------------------------------------------------------------------------------------------
 # the ONNX graph
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _onnx_signature(path: Path) -> Tuple[Dict[str, Tuple[Dim, ...]], Dict[str, Tuple[Dim, ...]],
                                          Optional[int]]:
@@ -504,8 +427,7 @@ def _fill_output_shapes(data: Dict[str, Any]) -> None:
     outputs = data.setdefault('outputs', {'scores': {'name': 'scores'}, 'boxes': {'name': 'box_dist'}})
     try:
         decoder = data['decoder']
-        cells = sum(math.ceil(data['input']['height'] / s) * math.ceil(data['input']['width'] / s)
-                    for s in decoder['strides'])
+        cells = num_cells(data['input']['height'], data['input']['width'], decoder['strides'])
         values = {'scores': len(data['classes']), 'boxes': 4 * (decoder['reg_max'] + 1)}
     except (KeyError, TypeError, ZeroDivisionError):
         return  # bundle_from_dict reports what is missing

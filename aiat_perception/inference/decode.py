@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .bundle import Bundle
+from .cells import DEFAULT_CELL_OFFSET, cell_centres
 from .preprocess import Transform
 
 
@@ -40,19 +41,6 @@ class Detections:
     def empty(cls, class_names: Sequence[str] = ()) -> 'Detections':
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
                    np.zeros((0,), np.int64), tuple(class_names))
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix [len(a), len(b)] of xyxy boxes."""
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
@@ -107,20 +95,14 @@ class GflDecoder:
     """Decoder for one network input size; cell centres and strides are precomputed."""
 
     def __init__(self, strides: Sequence[int], reg_max: int, height: int, width: int,
-                 class_names: Sequence[str] = (), cell_offset: float = 0.5):
+                 class_names: Sequence[str] = (), cell_offset: float = DEFAULT_CELL_OFFSET):
         self.strides = tuple(int(s) for s in strides)
         self.bins = int(reg_max) + 1
         self.height, self.width = int(height), int(width)
         self.class_names = tuple(class_names)
-        centres, cell_strides = [], []
-        for s in self.strides:
-            rows, cols = -(-self.height // s), -(-self.width // s)
-            ys, xs = np.meshgrid((np.arange(rows) + cell_offset) * s,
-                                 (np.arange(cols) + cell_offset) * s, indexing='ij')
-            centres.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
-            cell_strides.append(np.full(rows * cols, s))
-        self.centres = np.concatenate(centres).astype(np.float32)        # [N, 2] x, y
-        self.cell_strides = np.concatenate(cell_strides).astype(np.float32)
+        centres, cell_strides = cell_centres(self.height, self.width, self.strides, cell_offset)
+        self.centres = centres.astype(np.float32)                 # [N, 2] x, y
+        self.cell_strides = cell_strides.astype(np.float32)
         self.project = np.arange(self.bins, dtype=np.float32)
 
     @classmethod

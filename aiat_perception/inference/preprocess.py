@@ -13,6 +13,10 @@ import numpy as np
 
 from .bundle import InputSpec
 
+# the normalisation NanoDet's COCO weights were trained with (BGR order); the default training input
+NANODET_BGR_MEAN = (103.53, 116.28, 123.675)
+NANODET_BGR_STD = (57.375, 57.12, 58.395)
+
 # channels of each supported encoding, in memory order
 ENCODING_CHANNELS = {
     'bgr8': 'BGR', 'rgb8': 'RGB', 'bgra8': 'BGRA', 'rgba8': 'RGBA', 'mono8': 'L',
@@ -116,16 +120,7 @@ class Preprocessor:
             raise ValueError(f'image of shape {image.shape} does not fit encoding {encoding!r} '
                              f'({want_ch} channel(s))')
         h, w = image.shape[:2]
-        net_h, net_w = self.spec.height, self.spec.width
-
-        if self.spec.resize == 'stretch':
-            sx, sy, px, py = net_w / w, net_h / h, 0, 0
-            region_w, region_h = net_w, net_h
-        else:  # letterbox: keep aspect ratio, centre, pad
-            s = min(net_w / w, net_h / h)
-            region_w, region_h = max(1, int(round(w * s))), max(1, int(round(h * s)))
-            sx, sy = region_w / w, region_h / h
-            px, py = (net_w - region_w) // 2, (net_h - region_h) // 2
+        transform, region_w, region_h = self.geometry(w, h)
         if (w, h) != (region_w, region_h):
             image = cv2.resize(image, (region_w, region_h), interpolation=self.interpolation)
 
@@ -142,7 +137,8 @@ class Preprocessor:
             order = self.spec.color_order  # 'BGR' or 'RGB'
             planes = [image[:, :, layout.index(ch)] for ch in order]
 
-        if region_w != net_w or region_h != net_h:
+        if region_w != self.spec.width or region_h != self.spec.height:
+            px, py = int(transform.pad_x), int(transform.pad_y)
             out[:] = self.pad_values[:, None, None]
             target = out[:, py:py + region_h, px:px + region_w]
         else:
@@ -150,4 +146,32 @@ class Preprocessor:
         for c, plane in enumerate(planes):
             np.subtract(plane, self.mean[c], out=target[c], dtype=np.float32)
             np.multiply(target[c], self.inv_std[c], out=target[c])
-        return Transform(float(sx), float(sy), float(px), float(py), int(w), int(h))
+        return transform
+
+    def geometry(self, width: int, height: int) -> Tuple[Transform, int, int]:
+        """How an image of this size reaches the network input: its transform and the size of the
+        resized region (the whole input for stretch; the centred, aspect-keeping part for letterbox)."""
+        net_h, net_w = self.spec.height, self.spec.width
+        if self.spec.resize == 'stretch':
+            return Transform(net_w / width, net_h / height, 0.0, 0.0, int(width), int(height)), net_w, net_h
+        s = min(net_w / width, net_h / height)
+        region_w, region_h = max(1, int(round(width * s))), max(1, int(round(height * s)))
+        return (Transform(region_w / width, region_h / height, float((net_w - region_w) // 2),
+                          float((net_h - region_h) // 2), int(width), int(height)), region_w, region_h)
+
+    def resize(self, image: np.ndarray) -> Tuple[np.ndarray, Transform]:
+        """The geometric half of :meth:`fill`: ``image`` (uint8, channels untouched) at the network
+        input size, resized as :meth:`fill` resizes (letterbox border = ``pad_value``), and its
+        transform. Training augments between the two halves; :meth:`fill` on the result then only
+        orders channels and normalises."""
+        h, w = image.shape[:2]
+        transform, region_w, region_h = self.geometry(w, h)
+        if (w, h) != (region_w, region_h):
+            image = cv2.resize(image, (region_w, region_h), interpolation=self.interpolation)
+        net_h, net_w = self.spec.height, self.spec.width
+        if (region_w, region_h) != (net_w, net_h):
+            canvas = np.full((net_h, net_w) + image.shape[2:], int(round(self.spec.pad_value)), np.uint8)
+            px, py = int(transform.pad_x), int(transform.pad_y)
+            canvas[py:py + region_h, px:px + region_w] = image
+            image = canvas
+        return image, transform

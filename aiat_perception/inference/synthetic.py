@@ -12,6 +12,8 @@ from typing import Any, Dict, Sequence, Union
 import numpy as np
 
 from .bundle import write_bundle
+from .cells import num_cells
+from .preprocess import NANODET_BGR_MEAN, NANODET_BGR_STD
 
 
 def build_onnx(path: Union[str, Path], height: int = 64, width: int = 64, num_classes: int = 3,
@@ -44,7 +46,7 @@ def build_onnx(path: Union[str, Path], height: int = 64, width: int = 64, num_cl
             parts.append(conv + '_t')
     nodes.append(helper.make_node('Concat', score_parts, [scores_name], axis=1))
     nodes.append(helper.make_node('Concat', box_parts, [boxes_name], axis=1))
-    cells = sum(-(-height // s) * -(-width // s) for s in strides)
+    cells = num_cells(height, width, strides)
     graph = helper.make_graph(
         nodes, 'synthetic_nanodet',
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ['batch', channels, height, width])],
@@ -69,7 +71,7 @@ def synthetic_meta(height: int = 64, width: int = 64, num_classes: int = 3,
         'name': 'synthetic',
         'input': {'name': 'images', 'layout': 'NCHW', 'height': height, 'width': width,
                   'color_order': color_order, 'resize': resize,
-                  'mean': [103.53, 116.28, 123.675][:channels], 'std': [57.375, 57.12, 58.395][:channels],
+                  'mean': list(NANODET_BGR_MEAN)[:channels], 'std': list(NANODET_BGR_STD)[:channels],
                   'dtype': 'float32'},
         'outputs': {'scores': {'name': 'scores'}, 'boxes': {'name': 'box_dist'}},
         'classes': [f'class{i}' for i in range(num_classes)],

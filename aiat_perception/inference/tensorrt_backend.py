@@ -164,14 +164,6 @@ class TensorRTBackend(Backend):
         for _ in range(max(0, int(warmup))):
             self._run(zeros)
 
-    @property
-    def inputs(self) -> Dict[str, TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> Dict[str, TensorInfo]:
-        return self._outputs
-
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         n = len(batch)
         run_n = max(n, self.min_batch)     # pad up to the profile's minimum batch

@@ -76,10 +76,6 @@ class TorchBackend(Backend):
     def inputs(self) -> Dict[str, TensorInfo]:
         return {self._input.name: self._input}
 
-    @property
-    def outputs(self) -> Dict[str, TensorInfo]:
-        return self._outputs
-
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():

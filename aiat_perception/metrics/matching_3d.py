@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from aiat_perception.metrics import matching
+
 RANGE_BANDS: Tuple[Tuple[str, float, float], ...] = (('0-20', 0.0, 20.0), ('20-40', 20.0, 40.0),
                                                      ('40+', 40.0, math.inf))
 NONE = '-'   # confusion-matrix row/column of unmatched detections / missed ground truth
@@ -114,24 +116,10 @@ def center_distance_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def greedy_match(quality: np.ndarray, scores: Sequence[float], threshold: float) -> List[Tuple[int, int]]:
-    """(detection, ground truth) pairs: detections by decreasing score (stable), each taking the
-    unmatched ground truth of highest ``quality`` >= ``threshold`` (the last one on ties, as
-    pycocotools does). Entries of -inf in ``quality`` are never matched."""
-    quality = np.asarray(quality, dtype=np.float64)
-    if quality.size == 0:
-        return []
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind='stable')
-    taken = np.zeros(quality.shape[1], dtype=bool)
-    pairs = []
-    for d in order.tolist():
-        row = np.where(taken, -np.inf, quality[d])
-        best = row.max()
-        if not np.isfinite(best) or best < threshold:
-            continue
-        g = int(np.flatnonzero(row == best)[-1])
-        taken[g] = True
-        pairs.append((d, g))
-    return pairs
+    """(detection, ground truth) pairs by decreasing score: the one matcher
+    (:func:`aiat_perception.metrics.matching.greedy_match`, pycocotools' order and tie rule) on a
+    quality matrix (higher = better; -inf never matches)."""
+    return [(d, g) for d, g, _ in matching.greedy_match(quality, scores, threshold).pairs(scores)]
 
 
 @dataclass

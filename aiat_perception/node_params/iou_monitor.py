@@ -4,24 +4,11 @@ from __future__ import annotations
 import math
 from typing import Dict, List
 
-from aiat_perception.parameters import INT64_MAX, Param, ParameterError, ParameterTable
+from aiat_perception.class_names import parse_aliases  # noqa: F401 (the node and tests use it from here)
+from aiat_perception.parameters import INT64_MAX, Param, ParameterTable
 
 METRICS = ('recall', 'mean_iou', 'precision')
 UNIT = (0.0, 1.0)
-
-
-def parse_aliases(items) -> Dict[str, str]:
-    """``['from:to' | 'from=to', ...]`` (blanks ignored) -> ``{from: to}``."""
-    aliases = {}
-    for item in items:
-        if not item:
-            continue
-        # 'from=to' needs no quotes on a --ros-args command line
-        src, sep, dst = item.partition('=' if '=' in item else ':')
-        if not sep or not src or not dst:
-            raise ParameterError(f"class_aliases: expected 'from:to' or 'from=to', got {item!r}")
-        aliases[src] = dst
-    return aliases
 
 
 def parse_class_thresholds(items) -> Dict[str, float]:
@@ -36,7 +23,7 @@ def parse_class_thresholds(items) -> Dict[str, float]:
         except ValueError:
             number = float('nan')
         if not sep or not name or not 0.0 < number <= 1.0:
-            raise ParameterError(f"class_iou_thresholds: expected 'class:iou' with iou in (0, 1], got {item!r}")
+            raise ValueError(f"class_iou_thresholds: expected 'class:iou' with iou in (0, 1], got {item!r}")
         out[name] = number
     return out
 
@@ -65,7 +52,7 @@ def _check(p) -> List[str]:
     for parse, key in ((parse_aliases, 'class_aliases'), (parse_class_thresholds, 'class_iou_thresholds')):
         try:
             parse(p[key])
-        except ParameterError as exc:
+        except ValueError as exc:
             problems.append(str(exc))
     return problems
 

@@ -13,6 +13,13 @@ Topics (relative, remap as needed):
        ~/latency (std_msgs/Float64MultiArray), /diagnostics (diagnostic_msgs/DiagnosticArray)
 Parameters: aiat_perception/node_params/camera_detector.py, documented in config/camera_detector.yaml.
 
+Device: ``device`` (auto / cpu / cuda / tensorrt) and ``backend`` (onnxruntime / tensorrt / torch) are
+resolved once at start (``inference_plan``); a device or backend this machine cannot run stops the node
+with exit code 2 and a message naming the parameter and what to install; ``auto`` logs its choice and
+/diagnostics reports it (``device``, ``device_requested``). ``build_engine_only`` builds (or finds) the
+TensorRT engine and exits. GPU load (``gpu_*`` keys, gpu_load.py) is read at the diagnostics period by
+one reader opened at start; where none works the keys are absent, not zero.
+
 Every input is untrusted: whatever converting or decoding a frame raises, the frame is counted as
 malformed (with its reason in /diagnostics) and the node goes on; only an exception from the model
 on a good frame counts as failed. Frames lost before they reach the node are counted from gaps in
@@ -34,13 +41,23 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from aiat_perception.draw import draw_boxes
+from aiat_perception.engine.builder import EngineBuildError
+from aiat_perception.engine.cache import EngineMissing, default_cache_root, ort_tensorrt_cache_dir
+from aiat_perception.engine.cuda_api import CudaError
+from aiat_perception.engine.metadata import EngineMismatch
+from aiat_perception.engine.trt_api import TensorRTUnavailable
+from aiat_perception.gpu_load import GpuLoad, diagnostic_values
 from aiat_perception.inference import BundleError, Detector
+from aiat_perception.inference.backends import BackendUnavailable
+from aiat_perception.inference.bundle import load_bundle
 from aiat_perception.latest_slot import LatestSlot
 from aiat_perception.msg_conversions import (DEFAULT_MAX_PIXELS, MessageFormatError,
                                              compressed_image_to_numpy, image_to_numpy,
                                              numpy_to_image)
-from aiat_perception.node_params.camera_detector import TABLE, THRESHOLD_KEYS, validate
-from aiat_perception.nodes.common import ParameterError, declare_table, latched_qos, run_node, sensor_qos
+from aiat_perception.node_params.camera_detector import (TABLE, THRESHOLD_KEYS, Availability,
+                                                         inference_plan, used_device_problem, validate)
+from aiat_perception.nodes.common import (ParameterError, declare_table, finish, latched_qos, run_node,
+                                          sensor_qos)
 from aiat_perception.parameters import non_empty
 from aiat_perception.pipeline_health import HealthThresholds, PipelineHealth, SequenceGaps
 from aiat_perception.vision_conversions import detections_to_msg, diagnostic_array, label_info_msg
@@ -80,23 +97,20 @@ class CameraDetector(Node):
     def __init__(self, node_name: str = 'camera_detector', **kwargs):
         super().__init__(node_name, **kwargs)
         self.detector = None  # class_filter is checked against its classes once it is loaded
+        self.slot = self.worker = self.gpu_load = None
         p = dict(declare_table(self, TABLE, on_change=self.on_parameters_changed,
                                check=lambda v: validate(v, self.detector and self.detector.classes)))
         p['class_filter'] = non_empty(p['class_filter'])
-        bundle_path = resolve_bundle_path(p['bundle_path'])
-        try:
-            options = {}
-            if p['backend'] == 'onnxruntime':
-                options['allow_spinning'] = p['ort_allow_spinning']
-                if p['num_threads']:
-                    options['intra_op_threads'] = p['num_threads']
-            self.detector = Detector(bundle_path, backend=p['backend'], **options)
-        except (BundleError, FileNotFoundError) as exc:
-            raise ParameterError(f'bundle_path: {exc}') from exc
+        self.plan = self.load_detector(p)
         problems = validate(p, self.detector.classes)
         if problems:
             raise ParameterError('; '.join(problems))
+        self.get_logger().info(f'{self.plan.describe()}; running on {self.detector.backend.device}')
+        if p['build_engine_only']:
+            self.build_engine_only()
+            return
         self.settings = p
+        self.gpu_load = self.open_gpu_load(p)
         self.apply_detector_settings(p)
         self.health = PipelineHealth(
             thresholds=HealthThresholds(**{k: p[k] for k in THRESHOLD_KEYS}),
@@ -123,6 +137,65 @@ class CameraDetector(Node):
         self.worker.start()
         self.get_logger().info(f'{self.detector!r} ready; input '
                                f'{"image/compressed" if p["compressed"] else "image"} ({p["reliability"]})')
+
+    def load_detector(self, p):
+        """The bundle, the backend/device plan for this machine, and the detector; every way this
+        can fail is a ParameterError naming the parameter to change (exit code 2)."""
+        try:
+            bundle = load_bundle(resolve_bundle_path(p['bundle_path']))
+        except (BundleError, FileNotFoundError) as exc:
+            raise ParameterError(f'bundle_path: {exc}') from exc
+        ort_cache = None
+        if p['backend'] == 'onnxruntime' and not p['trt_cache_dir']:
+            import onnxruntime
+            ort_cache = str(ort_tensorrt_cache_dir(bundle.name, bundle.model.sha256, onnxruntime.__version__))
+        plan = inference_plan(p, Availability.probe(p['backend']), ort_cache)
+        name = 'engine_path' if plan.backend == 'tensorrt' else 'bundle_path'
+        try:
+            self.detector = Detector(bundle, backend=plan.backend, **plan.options)
+        except EngineMissing as exc:
+            raise ParameterError(f'build_engine_if_missing: false and {exc}') from exc
+        except (BundleError, FileNotFoundError, EngineMismatch) as exc:
+            raise ParameterError(f'{name}: {exc}') from exc
+        except (BackendUnavailable, TensorRTUnavailable) as exc:
+            raise ParameterError(f'backend: {plan.backend} requested but it cannot run here: {exc}') from exc
+        except CudaError as exc:
+            raise ParameterError(f'device_id: GPU {p["device_id"]} cannot be used: {exc}') from exc
+        except EngineBuildError as exc:
+            raise ParameterError(f'engine_precision: building the {p["engine_precision"]} engine failed '
+                                 f'({exc}); build it with aiat-engine build to see every message') from exc
+        problem = used_device_problem(plan, self.detector.backend.device)
+        if problem:
+            self.detector.close()
+            raise ParameterError(problem)
+        return plan
+
+    def build_engine_only(self):
+        """Autoware's build_only: the engine is built (or found) by now for backend tensorrt; ONNX
+        Runtime's TensorRT execution provider builds its engine at the first run, so run one frame."""
+        spec = self.detector.bundle.input
+        self.detector.detect_one(np.zeros((spec.height, spec.width, 3), np.uint8), 'bgr8')
+        where = getattr(self.detector.backend, 'engine_path', None) or \
+            self.plan.options.get('trt_cache_dir') or default_cache_root()
+        self.get_logger().info(f'build_engine_only: TensorRT engine ready in {where}; exiting')
+        finish(self, 0)
+
+    def open_gpu_load(self, p):
+        """One GPU load reader for the node's life (opening NVML or tegrastats per read would cost
+        milliseconds); None when gpu_load_source is none or nothing can be read here."""
+        source = p['gpu_load_source']
+        if source == 'none':
+            return None
+        reader = GpuLoad(device_index=p['device_id'], sources=None if source == 'auto' else [source],
+                         interval_ms=max(100, int(p['diagnostics_period_s'] * 1000)))  # tegrastats' pace
+        if reader.available:
+            self.get_logger().info(f'GPU load from {reader.source} (GPU {p["device_id"]})')
+            return reader
+        why = '; '.join(f'{k}: {v}' for k, v in reader.problems.items())
+        if source != 'auto':
+            raise ParameterError(f'gpu_load_source: {source} requested but it cannot be read here ({why})')
+        self.get_logger().info(f'GPU load: no source here, /diagnostics leaves the gpu_* keys out ({why})')
+        return None
 
     def subscribe_input(self, p):
         """The input subscription, with lost-frame counting as ``lost_source`` asks: gaps in each
@@ -297,14 +370,23 @@ class CameraDetector(Node):
         report.values.append(('max_decoded_pixels', str(self.pixel_limit())))
         report.values.append(('bundle', str(self.detector.bundle.path)))
         report.values.append(('backend', f'{self.detector.backend.name} on {self.detector.backend.device}'))
+        report.values.append(('device', self.detector.backend.device))
+        report.values.append(('device_requested', self.plan.requested))
+        if self.gpu_load is not None:
+            report.values.extend(diagnostic_values(self.gpu_load.read()).items())
         self.pub_diagnostics.publish(diagnostic_array(
             [(self.diagnostic_name, self.detector.bundle.name, report)],
             self.get_clock().now().to_msg()))
 
     def close(self):
-        self.slot.close()
-        self.worker.join(timeout=5.0)
-        self.detector.close()
+        if self.slot is not None:
+            self.slot.close()
+        if self.worker is not None:
+            self.worker.join(timeout=5.0)
+        if self.gpu_load is not None:
+            self.gpu_load.close()
+        if self.detector is not None:
+            self.detector.close()
 
 
 def main(args=None):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from vision_msgs.msg import Detection2DArray, Detection3DArray
@@ -31,8 +31,9 @@ from aiat_perception.node_params.iou_monitor import (TABLE, level_for, parse_ali
                                                      thresholds)
 from aiat_perception.nodes.common import declare_table, run_node, sensor_qos, stamp_to_ns
 from aiat_perception.parameters import non_empty
+from aiat_perception.pipeline_health import HealthReport
 from aiat_perception.stamp_pairing import StampPairer
-from aiat_perception.vision_conversions import labeled_boxes_from_msg, objects_3d_from_msg
+from aiat_perception.vision_conversions import diagnostic_array, labeled_boxes_from_msg, objects_3d_from_msg
 
 METRIC_NAMES = ('stamp_s', 'frame_mean_iou', 'frame_precision', 'frame_recall', 'frame_tp', 'frame_fp', 'frame_fn',
                 'window_mean_iou', 'window_precision', 'window_recall',
@@ -141,23 +142,15 @@ class IoUMonitor(Node):
                 f'latency {latency_ms:.1f} ms')
 
     def _publish_diagnostics(self, window):
-        level = level_for(window, self.thresholds)
-        status = DiagnosticStatus()
-        status.level = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)[level]
-        status.name = self.name
-        status.hardware_id = 'aiat_perception'
-        status.message = (f"recall {window['recall']:.2f}, mean IoU {window['mean_iou']:.2f}, "
-                          f"precision {window['precision']:.2f} over {window['frames']} frames")
+        message = (f"recall {window['recall']:.2f}, mean IoU {window['mean_iou']:.2f}, "
+                   f"precision {window['precision']:.2f} over {window['frames']} frames")
         pairs = dict(self.last)
         pairs.update({f'unpaired_{k}': v for k, v in self.pairer.unpaired.items()})
         pairs['malformed'] = self.malformed
         pairs['iou_threshold'] = self.iou_threshold
-        status.values = [KeyValue(key=k, value=f'{v:.6g}' if isinstance(v, float) else str(v))
-                         for k, v in pairs.items()]
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [status]
-        self.pub_diag.publish(array)
+        report = HealthReport(level_for(window, self.thresholds), message, list(pairs.items()))
+        self.pub_diag.publish(diagnostic_array([(self.name, 'aiat_perception', report)],
+                                               self.get_clock().now().to_msg()))
 
 
 def main(args=None):

@@ -26,7 +26,7 @@ _EDGES = [(i, j) for i in range(8) for j in range(i + 1, 8) if bin(i ^ j).count(
 
 def annotate(world: SimWorld, frame, detections=None, draw_3d: bool = True) -> np.ndarray:
     """BGR image of ``frame`` with ground truth (and ``Detections``) drawn."""
-    from aiat_perception.draw import draw_detections
+    from aiat_perception.draw import draw_boxes, draw_detections
 
     image = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
     if draw_3d:
@@ -38,11 +38,10 @@ def annotate(world: SimWorld, frame, detections=None, draw_3d: bool = True) -> n
             uv = np.round(project(frame.K, corners)).astype(int)
             for i, j in _EDGES:
                 cv2.line(image, tuple(uv[i]), tuple(uv[j]), (0, 220, 255), 1, cv2.LINE_AA)
-    for box in world.ground_truth_2d(frame):
-        x0, y0, x1, y1 = (int(v) for v in box.bbox)
-        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
-        cv2.putText(image, f'GT {box.class_name} v{box.visibility:.2f}', (x0, min(image.shape[0] - 3, y1 + 11)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+    truth = world.ground_truth_2d(frame)
+    image = draw_boxes(image, np.array([b.bbox for b in truth], np.float64).reshape(-1, 4) - [0, 0, 1, 1],
+                       [f'GT {b.class_name} v{b.visibility:.2f}' for b in truth], color=(255, 255, 255),
+                       thickness=1, copy=False)
     if detections is not None:
         image = draw_detections(image, detections, 'bgr', thickness=1, copy=False)
     return image

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
-import yaml
 
 from aiat_perception.sim.catalog import ASSETS, KITTI_CLASS, PHOTO_CROPS
+from aiat_perception.yaml_section import YamlSection, finite, read_yaml
 
 
 class ScenarioError(ValueError):
@@ -25,7 +25,6 @@ class ScenarioError(ValueError):
 MAX_CAMERA_SIDE = 8192          # pixels per image side
 MAX_LIDAR_BEAMS = 100_000       # planar scanner beams per scan
 MAX_LIDAR_POINTS = 2_000_000    # 3D lidar rays per sweep (rings x 360 / horizontal resolution)
-_MAX_EXACT = 2 ** 53            # larger magnitudes are not numbers a scenario means
 
 
 @dataclass
@@ -167,108 +166,30 @@ class Scenario:
 
 # ---------------------------------------------------------------- validation helpers
 
-def _finite(value) -> bool:
-    """A finite float, or an int small enough to be one exactly (10**400 would overflow)."""
-    if isinstance(value, int):
-        return abs(value) <= _MAX_EXACT
-    return math.isfinite(value)
+def _section(data: Any, source: str, path: str) -> YamlSection:
+    return YamlSection({} if data is None else data, source, path, ScenarioError)
 
 
-class _Section:
-    """Typed access to one mapping of the file; every read names ``source: path.key``."""
-
-    def __init__(self, data: Any, source: str, path: str):
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ScenarioError(f'{source}: {path or "<top>"}: expected a mapping, got {type(data).__name__}')
-        self.data, self.source, self.path = data, source, path
-        self.used: set = set()
-
-    def where(self, key: str) -> str:
-        return f'{self.path}.{key}' if self.path else key
-
-    def fail(self, key: str, problem: str):
-        raise ScenarioError(f'{self.source}: {self.where(key)}: {problem}')
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def raw(self, key: str, default=None):
-        self.used.add(key)
-        return self.data.get(key, default)
-
-    def section(self, key: str) -> '_Section':
-        return _Section(self.raw(key), self.source, self.where(key))
-
-    def number(self, key: str, default, low=None, high=None, integer=False, strict_low=False):
-        value = self.raw(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, f'expected a number, got {value!r:.60}')
-        if not _finite(value):
-            self.fail(key, f'expected a finite number (magnitude <= 2**53), got {value!r:.60}')
-        if integer and int(value) != value:
-            self.fail(key, f'expected an integer, got {value!r}')
-        if low is not None and (value < low or (strict_low and value == low)):
-            self.fail(key, f'must be {">" if strict_low else ">="} {low}, got {value!r}')
-        if high is not None and value > high:
-            self.fail(key, f'must be <= {high}, got {value!r}')
-        return int(value) if integer else float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key, default)
-        if not isinstance(value, bool):
-            self.fail(key, f'expected true or false, got {value!r}')
-        return value
-
-    def string(self, key: str, default=None, choices: Optional[Sequence[str]] = None):
-        value = self.raw(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            self.fail(key, f'expected a non-empty string, got {value!r}')
-        if choices is not None and value not in choices:
-            self.fail(key, f'{value!r} is not one of {sorted(choices)}')
-        return value
-
-    def vector(self, key: str, default, length: int):
-        value = self.raw(key, default)
-        if value is None:
-            return None
-        if (not isinstance(value, (list, tuple)) or len(value) != length
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)
-                       for v in value)):
-            self.fail(key, f'expected a list of {length} finite numbers, got {value!r:.80}')
-        return tuple(float(v) for v in value)
-
-    def finish(self):
-        unknown = sorted(set(self.data) - self.used, key=repr)  # YAML keys need not be strings
-        if unknown:
-            self.fail(unknown[0], f'unknown key (known here: {sorted(self.used)})')
-
-
-def _pose(sec: _Section, default: SensorPose) -> SensorPose:
+def _pose(sec: YamlSection, default: SensorPose) -> SensorPose:
     if not sec.has('pose'):
-        sec.raw('pose')
+        sec.get('pose', None)
         return default
-    p = sec.section('pose')
-    xyz = p.vector('xyz', default.xyz, 3)
-    rpy_deg = p.vector('rpy_deg', tuple(math.degrees(a) for a in default.rpy), 3)
+    p = sec.section('pose', None)
+    xyz = p.numbers('xyz', 3, default=default.xyz)
+    rpy_deg = p.numbers('rpy_deg', 3, default=tuple(math.degrees(a) for a in default.rpy))
     p.finish()
     return SensorPose(xyz, tuple(math.radians(a) for a in rpy_deg))
 
 
-def _noise(sec: _Section, default: NoiseConfig) -> NoiseConfig:
-    n = sec.section('noise')
+def _noise(sec: YamlSection, default: NoiseConfig) -> NoiseConfig:
+    n = sec.section('noise', None)
     out = NoiseConfig(n.number('range_std', default.range_std, low=0.0),
                       n.number('dropout', default.dropout, low=0.0, high=1.0))
     n.finish()
     return out
 
 
-def _camera(sec: _Section) -> CameraConfig:
+def _camera(sec: YamlSection) -> CameraConfig:
     d = CameraConfig()
     cam = CameraConfig(
         enabled=sec.boolean('enabled', d.enabled),
@@ -282,7 +203,7 @@ def _camera(sec: _Section) -> CameraConfig:
         frame_id=sec.string('frame_id', d.frame_id),
         optical_frame_id=sec.string('optical_frame_id', d.optical_frame_id))
     if sec.has('intrinsics'):
-        k = sec.section('intrinsics')
+        k = sec.section('intrinsics', None)
         cam.intrinsics = (k.number('fx', None, low=0.0, strict_low=True),
                           k.number('fy', None, low=0.0, strict_low=True),
                           k.number('cx', (cam.width - 1) / 2.0), k.number('cy', (cam.height - 1) / 2.0))
@@ -290,14 +211,14 @@ def _camera(sec: _Section) -> CameraConfig:
             k.fail('fx', 'intrinsics need fx and fy')
         k.finish()
     else:
-        sec.raw('intrinsics')
+        sec.get('intrinsics', None)
     if cam.far <= cam.near:
         sec.fail('far', f'must be greater than near ({cam.near})')
     sec.finish()
     return cam
 
 
-def _lidar_2d(sec: _Section) -> Lidar2DConfig:
+def _lidar_2d(sec: YamlSection) -> Lidar2DConfig:
     d = Lidar2DConfig()
     out = Lidar2DConfig(
         enabled=sec.boolean('enabled', d.enabled),
@@ -322,14 +243,14 @@ LIDAR_3D_MODELS = {
 }
 
 
-def _lidar_3d(sec: _Section) -> Lidar3DConfig:
+def _lidar_3d(sec: YamlSection) -> Lidar3DConfig:
     model = sec.string('model', 'vlp16', choices=sorted(LIDAR_3D_MODELS))
     d = Lidar3DConfig(model=model, **LIDAR_3D_MODELS[model])
     out = Lidar3DConfig(
         enabled=sec.boolean('enabled', d.enabled),
         model=model,
         rings=sec.number('rings', d.rings, low=1, integer=True),
-        vertical_fov_deg=sec.vector('vertical_fov_deg', d.vertical_fov_deg, 2),
+        vertical_fov_deg=sec.numbers('vertical_fov_deg', 2, default=d.vertical_fov_deg),
         horizontal_resolution_deg=sec.number('horizontal_resolution_deg', d.horizontal_resolution_deg,
                                              low=0.01, high=90.0),
         range_min=sec.number('range_min', d.range_min, low=0.0),
@@ -350,18 +271,18 @@ def _lidar_3d(sec: _Section) -> Lidar3DConfig:
     return out
 
 
-def _motion(sec: _Section) -> MotionConfig:
+def _motion(sec: YamlSection) -> MotionConfig:
     kind = sec.string('type', 'static', choices=('static', 'linear', 'waypoints'))
     m = MotionConfig(type=kind)
     yaw_deg = sec.number('yaw_deg', None)
     m.yaw = None if yaw_deg is None else math.radians(yaw_deg)
     if kind == 'waypoints':
-        points = sec.raw('waypoints')
+        points = sec.get('waypoints', None)
         if not isinstance(points, list) or len(points) < 2:
             sec.fail('waypoints', f'expected a list of at least 2 [x, y] points, got {points!r}')
         for i, point in enumerate(points):
             if (not isinstance(point, (list, tuple)) or len(point) != 2
-                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not finite(v)
                            for v in point)):
                 sec.fail(f'waypoints[{i}]', f'expected [x, y] (finite numbers), got {point!r:.60}')
         m.waypoints = [(float(x), float(y)) for x, y in points]
@@ -371,16 +292,16 @@ def _motion(sec: _Section) -> MotionConfig:
             sec.fail('speed', 'waypoint motion needs a speed (m/s)')
         m.loop = sec.boolean('loop', True)
     else:
-        m.position = sec.vector('position', (0.0, 0.0), 2)
+        m.position = sec.numbers('position', 2, default=(0.0, 0.0))
         if kind == 'linear':
-            m.velocity = sec.vector('velocity', None, 2)
+            m.velocity = sec.numbers('velocity', 2, default=None)
             if m.velocity is None:
                 sec.fail('velocity', 'linear motion needs velocity: [vx, vy] (m/s)')
     sec.finish()
     return m
 
 
-def _actor(sec: _Section, index: int, names: set) -> ActorConfig:
+def _actor(sec: YamlSection, index: int, names: set) -> ActorConfig:
     kind = sec.string('type', None, choices=('mesh', 'photo'))
     if kind is None:
         sec.fail('type', 'required: mesh or photo')
@@ -396,9 +317,9 @@ def _actor(sec: _Section, index: int, names: set) -> ActorConfig:
     if name in names:
         sec.fail('name', f'duplicate actor name {name!r}')
     names.add(name)
-    color = sec.vector('color', None, 4)
+    color = sec.numbers('color', 4, default=None)
     actor = ActorConfig(name=name, type=kind, asset=asset, class_name=class_name, kitti_class=kitti,
-                        motion=_motion(sec.section('motion')), color=color)
+                        motion=_motion(sec.section('motion', None)), color=color)
     if kind == 'mesh':
         actor.scale = sec.number('scale', None, low=0.0, strict_low=True)
     else:
@@ -409,18 +330,18 @@ def _actor(sec: _Section, index: int, names: set) -> ActorConfig:
 
 
 def parse_scenario(data: Any, source: str = '<dict>') -> Scenario:
-    top = _Section(data, source, '')
+    top = _section(data, source, '')
     sc = Scenario(source=source)
     sc.name = top.string('name', Path(source).stem if source != '<dict>' else 'scenario')
     sc.seed = top.number('seed', 0, low=0, integer=True)
-    ego = top.section('ego')
-    sc.ego = EgoConfig(motion=_motion(ego.section('motion')),
-                       camera=_camera(ego.section('camera')),
-                       lidar_2d=_lidar_2d(ego.section('lidar_2d')),
-                       lidar_3d=_lidar_3d(ego.section('lidar_3d')),
+    ego = top.section('ego', None)
+    sc.ego = EgoConfig(motion=_motion(ego.section('motion', None)),
+                       camera=_camera(ego.section('camera', None)),
+                       lidar_2d=_lidar_2d(ego.section('lidar_2d', None)),
+                       lidar_3d=_lidar_3d(ego.section('lidar_3d', None)),
                        frame_id=ego.string('frame_id', 'base_link'))
     ego.finish()
-    road = top.section('road')
+    road = top.section('road', None)
     d = RoadConfig()
     sc.road = RoadConfig(type=road.string('type', d.type, choices=('straight', 'loop', 'none')),
                          length=road.number('length', d.length, low=1.0),
@@ -429,42 +350,30 @@ def parse_scenario(data: Any, source: str = '<dict>') -> Scenario:
                          lanes=road.number('lanes', d.lanes, low=1, integer=True),
                          markings=road.boolean('markings', d.markings))
     road.finish()
-    actors = top.raw('actors', [])
+    actors = top.get('actors', [])
     if not isinstance(actors, list):
         top.fail('actors', f'expected a list, got {type(actors).__name__}')
     names: set = set()
-    sc.actors = [_actor(_Section(a, source, f'actors[{i}]'), i, names) for i, a in enumerate(actors)]
-    rnd = top.section('randomization')
+    sc.actors = [_actor(_section(a, source, f'actors[{i}]'), i, names) for i, a in enumerate(actors)]
+    rnd = top.section('randomization', None)
     sc.randomization = RandomizationConfig(
         lighting=rnd.boolean('lighting', False), textures=rnd.boolean('textures', False),
         placement_jitter=rnd.number('placement_jitter', 0.0, low=0.0),
         yaw_jitter_deg=rnd.number('yaw_jitter_deg', 0.0, low=0.0, high=180.0))
     rnd.finish()
-    gt = top.section('ground_truth')
+    gt = top.section('ground_truth', None)
     dg = GroundTruthConfig()
     sc.ground_truth = GroundTruthConfig(
         min_visibility=gt.number('min_visibility', dg.min_visibility, low=0.0, high=1.0),
         min_pixels=gt.number('min_pixels', dg.min_pixels, low=1, integer=True),
-        occlusion_levels=gt.vector('occlusion_levels', dg.occlusion_levels, 2))
+        occlusion_levels=gt.numbers('occlusion_levels', 2, default=dg.occlusion_levels))
     gt.finish()
     top.finish()
     return sc
 
 
 def load_scenario(path) -> Scenario:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding='utf-8')
-    except OSError as exc:
-        raise ScenarioError(f'{path}: cannot read scenario: {exc}') from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f'{path}: not UTF-8 text ({exc.reason} at byte {exc.start})') from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f'{path}: not valid YAML: {exc}') from exc
-    except RecursionError:
-        raise ScenarioError(f'{path}: nested too deeply to parse') from None
+    data = read_yaml(path, ScenarioError, what='scenario')
     return parse_scenario(data, str(path))
 
 

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from aiat_perception.static_transforms import invert, matrix_to_quaternion  # noqa: F401 (invert: sim API)
+
 # Rotation taking optical-frame vectors into the camera body frame (x fwd, y left, z up).
 R_BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0],
                                 [-1.0, 0.0, 0.0],
@@ -42,14 +44,6 @@ def pose_xy_yaw(x: float, y: float, z: float, yaw: float) -> np.ndarray:
     return make_transform((x, y, z), rotation_rpy(0.0, 0.0, yaw))
 
 
-def invert(T: np.ndarray) -> np.ndarray:
-    R = T[:3, :3]
-    out = np.eye(4)
-    out[:3, :3] = R.T
-    out[:3, 3] = -R.T @ T[:3, 3]
-    return out
-
-
 def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     return points @ T[:3, :3].T + T[:3, 3]
@@ -57,27 +51,7 @@ def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def quaternion_xyzw(R: np.ndarray) -> np.ndarray:
     """Unit quaternion (x, y, z, w) of a rotation matrix (w >= 0)."""
-    m = np.asarray(R, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0:
-        s = 2.0 * math.sqrt(trace + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
-def yaw_of(R: np.ndarray) -> float:
-    return math.atan2(R[1, 0], R[0, 0])
+    return np.array(matrix_to_quaternion(R))
 
 
 def wrap_angle(angle: float) -> float:

@@ -3,6 +3,8 @@
   aiat-train fit CONFIG [--resume] [--out DIR] [--on-error raise|skip]
   aiat-train eval (--bundle DIR | --checkpoint PT) --config CONFIG [--split val|test|train] [--out DIR]
   aiat-train export CHECKPOINT --out DIR [--weights ema|model] [--score-threshold 0.35] [--opset 17]
+  aiat-train tune CONFIG --search SEARCH.yaml --trials N [--workers N | --gpus 0,1] [--storage URL]
+  aiat-train ablate-augment [--out DIR] [--seeds 3]
   aiat-train advise ...   (when aiat_training.advise exists)
 
 Multi-GPU: ``torchrun --nproc_per_node=N -m aiat_training.cli.train fit CONFIG``.
@@ -128,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument('--no-simplify', action='store_true', help='skip onnxsim')
     ex.add_argument('--tolerance', type=float, default=1e-3, help='max allowed |ORT - torch|')
     ex.set_defaults(func=cmd_export)
+
+    from aiat_training import ablation
+    from aiat_training.tune import cli as tune_cli
+    tune = sub.add_parser('tune', help='hyperparameter search on Optuna (docs/tuning.md)',
+                          description=tune_cli.__doc__.split('\n\n')[0])
+    tune_cli.add_arguments(tune)
+    tune.set_defaults(func=tune_cli.run)
+    abl = sub.add_parser('ablate-augment', help='augmentation ablation on rendered data '
+                         '(docs/augmentation_ablation.md)', description=ablation.__doc__.split('\n\n')[0])
+    ablation.add_arguments(abl)
+    abl.set_defaults(func=ablation.run)
 
     if importlib.util.find_spec('aiat_training.advise') is not None:
         adv = sub.add_parser('advise', help='training advice (aiat_training.advise)', add_help=False)

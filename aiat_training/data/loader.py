@@ -13,16 +13,18 @@ Output of :class:`TrainingDataset` ``[i]`` (a dict):
   ``scale``: (sx, sy) = network pixels per original pixel before augmentation.
 
 :func:`collate` stacks ``image`` into ``[B, 3, H, W]`` and keeps the rest as lists (boxes differ in
-count). The image is stretched to the input size first (bundle ``resize: stretch``), then augmented
-at network resolution (cheaper, and boxes end up directly in network pixels).
+count). Resizing, channel order and normalisation are the vehicle's: the inference core's
+:class:`Preprocessor` built from the input section's bundle InputSpec. Its resize runs first, then
+augmentation at network resolution (cheaper, and boxes end up directly in network pixels), then its
+channel ordering and normalisation.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from aiat_perception.inference.preprocess import Preprocessor
 from aiat_training.config import AugmentationSection, InputSection
 from aiat_training.data.augment import apply_augmentation, build_augmentation
 from aiat_training.data.dataset import DetectionDataset
@@ -38,22 +40,17 @@ class TrainingDataset(Dataset):
         self.transform = (build_augmentation(augmentation, seed=seed,
                                              size=(self.input.height, self.input.width))
                           if augment and (augmentation is None or augmentation.enabled) else None)
-        self.mean = np.asarray(self.input.mean, np.float32)
-        self.inv_std = 1.0 / np.asarray(self.input.std, np.float32)
+        self.preprocessor = Preprocessor(self.input.spec())
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def resize(self, image: np.ndarray, boxes: np.ndarray, ignore: np.ndarray):
-        h, w = image.shape[:2]
-        out_h, out_w = self.input.height, self.input.width
-        sx, sy = out_w / w, out_h / h
-        image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-        factor = np.array([sx, sy, sx, sy], np.float32)
-        return image, boxes * factor, ignore * factor, (sx, sy)
+        image, t = self.preprocessor.resize(image)
+        return image, t.to_network(boxes), t.to_network(ignore), (t.scale_x, t.scale_y)
 
     def load(self, index: int):
-        """Augmented uint8 image (in ``color_order``) and its boxes, before normalisation."""
+        """Augmented uint8 BGR image at the network size and its boxes, before normalisation."""
         sample = self.dataset.samples[index]
         image = sample.load_image()
         orig = image.shape[:2]
@@ -61,13 +58,13 @@ class TrainingDataset(Dataset):
         labels = sample.labels
         if self.transform is not None:
             image, boxes, labels, ignore = apply_augmentation(self.transform, image, boxes, labels, ignore)
-        if self.input.color_order == 'RGB':
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return image, boxes, labels, ignore, orig, scale
 
     def normalize(self, image: np.ndarray) -> torch.Tensor:
-        x = (image.astype(np.float32) - self.mean) * self.inv_std
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        """[C, H, W] float32 in the input's channel order, ``(pixel - mean) / std``."""
+        out = np.empty((self.preprocessor.channels, self.input.height, self.input.width), np.float32)
+        self.preprocessor.fill(out, image, 'bgr8')
+        return torch.from_numpy(out)
 
     def __getitem__(self, index: int) -> dict:
         """An image that cannot be decoded gives ``{'unreadable': ReadIssue, 'index': i}`` instead

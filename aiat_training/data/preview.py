@@ -6,30 +6,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aiat_perception.draw import draw_boxes
 from aiat_training.data.loader import TrainingDataset
 
 
-def class_color(class_id: int) -> tuple[int, int, int]:
-    hue = (class_id * 47) % 180
-    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
-    return tuple(int(v) for v in bgr)
-
-
-def draw_boxes(image: np.ndarray, boxes, labels, names, ignore=()) -> np.ndarray:
-    """Boxes in class colours with their names; ignore regions as grey dashed-looking boxes."""
-    out = image.copy()
-    for box in np.asarray(ignore).reshape(-1, 4):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), (160, 160, 160), 1, cv2.LINE_4)
-        cv2.line(out, (x1, y1), (x2, y2), (160, 160, 160), 1)
-    for box, label in zip(np.asarray(boxes).reshape(-1, 4), labels):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        color = class_color(int(label))
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
-        text = names[int(label)] if 0 <= int(label) < len(names) else str(int(label))
-        cv2.putText(out, text, (x1 + 2, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1,
-                    cv2.LINE_AA)
-    return out
+def draw_sample(image: np.ndarray, boxes, labels, names, ignore=()) -> np.ndarray:
+    """Boxes in class colours with their names; ignore regions as grey boxes."""
+    ignore = np.asarray(ignore).reshape(-1, 4)
+    out = draw_boxes(image, ignore, ['ignore'] * len(ignore), color=(160, 160, 160), thickness=1)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    text = [names[k] if 0 <= k < len(names) else str(k) for k in labels.tolist()]
+    return draw_boxes(out, boxes, text, labels, copy=False)
 
 
 def contact_sheet(train_set: TrainingDataset, samples: int = 4, variants: int = 4, seed: int = 0,
@@ -50,9 +37,7 @@ def contact_sheet(train_set: TrainingDataset, samples: int = 4, variants: int = 
             if transform is not None and v:
                 transform.set_random_seed(seed * 100003 + row * 1009 + v)
             image, boxes, labels, ignore, _, _ = train_set.load(int(index))
-            if train_set.input.color_order == 'RGB':
-                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            drawn = draw_boxes(image, boxes, labels, names, ignore)
+            drawn = draw_sample(image, boxes, labels, names, ignore)
             drawn = cv2.resize(drawn, (tile, tile * drawn.shape[0] // drawn.shape[1]))
             cv2.putText(drawn, 'original' if v == 0 else f'aug {v}', (4, drawn.shape[0] - 6),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)

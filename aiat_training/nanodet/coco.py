@@ -1,7 +1,9 @@
 """The 80 COCO detection classes in the order of the pretrained NanoDet outputs (index = class id)."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
+
+from aiat_perception.class_names import canonical
 
 COCO_CLASSES = (
     'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
@@ -16,21 +18,10 @@ COCO_CLASSES = (
     'teddy bear', 'hair drier', 'toothbrush',
 )
 
-# Common names in driving data sets for a COCO class.
-COCO_ALIASES: Dict[str, str] = {
-    'pedestrian': 'person', 'people': 'person', 'rider': 'person',
-    'bike': 'bicycle', 'cyclist': 'bicycle',
-    'motorbike': 'motorcycle', 'motor': 'motorcycle',
-    'aeroplane': 'airplane', 'sofa': 'couch', 'tvmonitor': 'tv', 'diningtable': 'dining table',
-    'pottedplant': 'potted plant', 'trafficlight': 'traffic light', 'stopsign': 'stop sign',
-}
-
 
 def coco_index(name: str) -> Optional[int]:
     """COCO class id for a class name (case, '_' and '-' ignored; common aliases); None if none."""
-    key = ' '.join(name.strip().lower().replace('_', ' ').replace('-', ' ').split())
-    key = COCO_ALIASES.get(key, COCO_ALIASES.get(key.replace(' ', ''), key))
     try:
-        return COCO_CLASSES.index(key)
+        return COCO_CLASSES.index(canonical(name))
     except ValueError:
         return None

@@ -6,6 +6,7 @@ ONNX graph: input ``images`` float32 [batch, 3, H, W] (dynamic batch), outputs `
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 import warnings
 from pathlib import Path
@@ -14,15 +15,15 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from aiat_perception.inference.bundle import write_bundle
+from aiat_perception.inference.bundle import InputSpec, write_bundle
+from aiat_perception.inference.cells import DEFAULT_CELL_OFFSET
+from aiat_perception.inference.preprocess import NANODET_BGR_MEAN, NANODET_BGR_STD
 
 from .model import NanoDet
 
 INPUT_NAME = 'images'
 SCORES_NAME = 'scores'
 BOXES_NAME = 'box_dist'
-BGR_MEAN = (103.53, 116.28, 123.675)
-BGR_STD = (57.375, 57.12, 58.395)
 
 
 TORCH_PROGRAM_FILE = 'model.pt2'      # read by aiat_perception.inference.torch_backend
@@ -92,20 +93,24 @@ def export_onnx(model: NanoDet, onnx_path: Union[str, Path], input_size: Tuple[i
     return notes
 
 
-def bundle_metadata(class_names: Sequence[str], input_size: Tuple[int, int], reg_max: int,
+def nanodet_input(height: int = 416, width: int = 416, resize: str = 'stretch') -> InputSpec:
+    """The input contract of NanoDet's COCO weights (BGR, their mean/std) at a given size."""
+    return InputSpec(INPUT_NAME, int(height), int(width), 'BGR', resize, NANODET_BGR_MEAN, NANODET_BGR_STD)
+
+
+def bundle_metadata(class_names: Sequence[str], input_spec: InputSpec, reg_max: int,
                     strides: Sequence[int], score_threshold: float, nms_iou_threshold: float,
                     name: str, provenance: Optional[Dict[str, Any]] = None,
-                    max_detections: int = 100, resize: str = 'stretch') -> Dict[str, Any]:
-    height, width = input_size
+                    max_detections: int = 100, cell_offset: float = DEFAULT_CELL_OFFSET) -> Dict[str, Any]:
+    spec = dataclasses.replace(input_spec, name=INPUT_NAME)
     return {
         'name': name,
-        'input': {'name': INPUT_NAME, 'layout': 'NCHW', 'height': int(height), 'width': int(width),
-                  'color_order': 'BGR', 'resize': resize, 'mean': list(BGR_MEAN),
-                  'std': list(BGR_STD), 'dtype': 'float32'},
+        'input': {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
         'outputs': {'scores': {'name': SCORES_NAME}, 'boxes': {'name': BOXES_NAME}},
         'classes': [str(c) for c in class_names],
         'decoder': {'type': 'nanodet_gfl', 'strides': [int(s) for s in strides],
-                    'reg_max': int(reg_max), 'scores_are_probabilities': True, 'cell_offset': 0.5},
+                    'reg_max': int(reg_max), 'scores_are_probabilities': True,
+                    'cell_offset': float(cell_offset)},
         'postprocess': {'score_threshold': float(score_threshold),
                         'nms_iou_threshold': float(nms_iou_threshold),
                         'max_detections': int(max_detections), 'class_agnostic_nms': False},
@@ -118,17 +123,20 @@ def export_bundle(model: NanoDet, out_dir: Union[str, Path], class_names: Sequen
                   nms_iou_threshold: float = 0.6, provenance: Optional[Dict[str, Any]] = None,
                   opset: int = 17, *, name: Optional[str] = None, max_detections: int = 100,
                   resize: str = 'stretch', simplify: bool = True,
-                  torch_program: bool = False) -> Path:
+                  torch_program: bool = False, input_spec: Optional[InputSpec] = None) -> Path:
     """Export ``model`` as a bundle directory at ``out_dir`` and return its path.
 
-    ``input_size`` is (height, width), each a multiple of the largest stride (32).
+    ``input_spec`` is the input contract the model was trained with (size, colour order, mean,
+    std, resize); without it, NanoDet's COCO contract at ``input_size`` (height, width) with
+    ``resize``. The size must be a multiple of the largest stride (32).
     ``torch_program`` also saves ``model.pt2`` (torch.export) for the torch backend.
     """
     class_names = list(class_names)
     if len(class_names) != model.num_classes:
         raise ValueError(f'model has {model.num_classes} classes but {len(class_names)} class '
                          f'names were given')
-    height, width = input_size
+    spec = input_spec or nanodet_input(*input_size, resize=resize)
+    height, width = input_size = spec.height, spec.width
     stride = max(model.strides)
     if height % stride or width % stride:
         raise ValueError(f'input_size {input_size} must be a multiple of {stride}')
@@ -138,9 +146,9 @@ def export_bundle(model: NanoDet, out_dir: Union[str, Path], class_names: Sequen
     with tempfile.TemporaryDirectory(prefix='nanodet-export-') as tmp:
         onnx_path = Path(tmp) / 'model.onnx'
         provenance['export'] = export_onnx(model, onnx_path, (height, width), opset, simplify)
-        meta = bundle_metadata(class_names, (height, width), model.reg_max, model.strides,
+        meta = bundle_metadata(class_names, spec, model.reg_max, model.strides,
                                score_threshold, nms_iou_threshold, name or out_dir.name,
-                               provenance, max_detections, resize)
+                               provenance, max_detections)
         out_dir = Path(write_bundle(out_dir, onnx_path, meta))
     if torch_program:
         export_torch_program(model, out_dir / TORCH_PROGRAM_FILE, (height, width))

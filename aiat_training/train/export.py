@@ -38,6 +38,19 @@ def compare_onnx_to_torch(model, bundle_dir, images: Optional[np.ndarray] = None
             'box_dist_max_abs': float(np.abs(torch_boxes).max())}
 
 
+def checkpoint_input(meta: dict, source: str | Path = '<checkpoint>'):
+    """The input contract a checkpoint was trained with (its ``model_meta``), as a bundle InputSpec."""
+    from pydantic import ValidationError
+
+    from aiat_training.config import InputSection
+
+    try:
+        height, width = meta['input_size']
+        return InputSection(height=height, width=width, **dict(meta.get('input') or {})).spec()
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise ValueError(f'{source}: model_meta does not describe a valid input ({exc})') from None
+
+
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, weights: str = 'ema',
                       score_threshold: float = 0.35, nms_iou_threshold: float = 0.6, opset: int = 17,
                       simplify: bool = True, tolerance: float = 1e-3, name: Optional[str] = None) -> dict:
@@ -52,22 +65,15 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, weights: str 
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, prefer_ema=(weights == 'ema'), source=checkpoint)
     meta = ckpt['model_meta']
-    from aiat_training.nanodet.export import BGR_MEAN, BGR_STD
-    spec = meta.get('input', {})
-    if (spec.get('color_order', 'BGR') != 'BGR' or not np.allclose(spec.get('mean', BGR_MEAN), BGR_MEAN)
-            or not np.allclose(spec.get('std', BGR_STD), BGR_STD)):
-        raise ValueError(f'{checkpoint}: trained with input {spec}, but the bundle exporter writes BGR with '
-                         f'mean {BGR_MEAN} / std {BGR_STD}; the bundle would not match the training input')
-    resize = spec.get('resize', 'stretch')
+    spec = checkpoint_input(meta, checkpoint)
     config = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
     provenance = {'source': f'aiat-train checkpoint {checkpoint.name}', 'epoch': ckpt.get('epoch'),
                   'iteration': ckpt.get('iteration'), 'weights': 'ema' if ckpt.get('ema') and weights == 'ema' else 'model',
                   'best_val_mAP': ckpt.get('best_metric'), 'strategy': (config.get('model') or {}).get('strategy'),
                   'tool': 'aiat-train export'}
-    bundle_dir = export_bundle(model, out_dir, meta['class_names'], input_size=tuple(meta['input_size']),
+    bundle_dir = export_bundle(model, out_dir, meta['class_names'], input_spec=spec,
                                score_threshold=score_threshold, nms_iou_threshold=nms_iou_threshold,
-                               provenance=provenance, opset=opset, name=name, resize=resize,
-                               simplify=simplify)
+                               provenance=provenance, opset=opset, name=name, simplify=simplify)
     check = compare_onnx_to_torch(model, bundle_dir)
     worst = max(check['scores_max_abs_diff'], check['box_dist_max_abs_diff'])
     report = {'bundle': str(bundle_dir), 'opset': opset, 'tolerance': tolerance,

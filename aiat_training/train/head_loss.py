@@ -13,8 +13,8 @@ import torch
 from torchvision.ops import box_iou
 
 from .assigner import atss_assign
-from .cells import (DEFAULT_STRIDES, boxes_to_distances, cell_layout, distances_to_boxes,
-                    expected_distances)
+from .cells import DEFAULT_CELL_OFFSET, DEFAULT_STRIDES, boxes_to_distances, cell_layout
+from .cells import distances_to_boxes, expected_distances
 from .losses import distribution_focal_loss, giou_loss, quality_focal_loss
 
 
@@ -28,8 +28,9 @@ class LossWeights:
 class GFLHeadLoss:
     def __init__(self, num_classes: int, reg_max: int = 10, strides: Sequence[int] = DEFAULT_STRIDES,
                  weights: LossWeights | None = None, atss_topk: int = 9, anchor_scale: float = 5.0,
-                 qfl_beta: float = 2.0):
+                 qfl_beta: float = 2.0, cell_offset: float = DEFAULT_CELL_OFFSET):
         self.num_classes = num_classes
+        self.cell_offset = cell_offset
         self.reg_max = reg_max
         self.strides = tuple(strides)
         self.weights = weights or LossWeights()
@@ -41,7 +42,7 @@ class GFLHeadLoss:
     def layout(self, height: int, width: int, device):
         key = (height, width, str(device))
         if key not in self._layout_cache:
-            self._layout_cache[key] = cell_layout(height, width, self.strides, device=device)
+            self._layout_cache[key] = cell_layout(height, width, self.strides, self.cell_offset, device=device)
         return self._layout_cache[key]
 
     def assign(self, layout, targets):

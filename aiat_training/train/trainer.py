@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -162,19 +162,13 @@ def predict(model: nn.Module, samples, spec: InputSpec, reg_max: int, strides: S
 
 def draw_detections(image: np.ndarray, detections, gt_boxes=None, class_names=(), min_score=0.3):
     """RGB copy with ground truth (red) and detections above ``min_score`` (green)."""
-    import cv2
-    canvas = image.copy()
-    for box in (gt_boxes if gt_boxes is not None else []):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 0, 255), 1)
-    for box, score, cls in zip(detections.boxes, detections.scores, detections.class_ids):
-        if score < min_score:
-            continue
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 255, 0), 1)
-        name = class_names[cls] if cls < len(class_names) else str(cls)
-        cv2.putText(canvas, f'{name} {score:.2f}', (x1, max(y1 - 2, 8)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.35, (0, 255, 0), 1)
+    from aiat_perception.draw import draw_boxes
+    canvas = draw_boxes(image, np.asarray(gt_boxes if gt_boxes is not None else []), None,
+                        color=(0, 0, 255), thickness=1)
+    keep = detections.scores >= min_score
+    names = [class_names[c] if c < len(class_names) else str(c) for c in detections.class_ids[keep].tolist()]
+    canvas = draw_boxes(canvas, detections.boxes[keep], names, scores=detections.scores[keep],
+                        color=(0, 255, 0), thickness=1, copy=False)
     return canvas[:, :, ::-1]
 
 
@@ -238,9 +232,7 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                            find_unused_parameters=False)
 
-        self.spec = InputSpec(name='images', height=cfg.input.height, width=cfg.input.width,
-                              color_order=cfg.input.color_order, resize=cfg.input.resize,
-                              mean=tuple(cfg.input.mean), std=tuple(cfg.input.std))
+        self.spec = cfg.input.spec()
         self.loss_fn = GFLHeadLoss(len(self.class_names), model.reg_max, model.strides,
                                    LossWeights(cfg.loss.qfl_weight, cfg.loss.dfl_weight, cfg.loss.giou_weight),
                                    cfg.loss.atss_topk, cfg.loss.anchor_scale)
@@ -418,10 +410,17 @@ class Trainer:
             image = draw_detections(s.load_image(), metrics['_detections'][k], s.boxes, self.class_names)
             w.add_image(f'val_images/{k}', np.ascontiguousarray(image), step, dataformats='HWC')
 
-    def fit(self, resume: bool = False, stop_after_epoch: Optional[int] = None) -> dict:
+    def fit(self, resume: bool = False, stop_after_epoch: Optional[int] = None,
+            on_epoch_end: Optional[Callable[[dict], bool]] = None) -> dict:
         """Train to ``schedule.epochs``; ``stop_after_epoch`` ends early after that epoch's
-        checkpoint (as a kill would; the schedule still spans all epochs)."""
+        checkpoint (as a kill would; the schedule still spans all epochs). ``on_epoch_end(record)``
+        is called with each epoch's history record (``val_mAP`` when validated) after its checkpoint;
+        a true return stops training there (``stopped_early`` in the summary): the hyperparameter
+        search's pruning. Single process only (not under torchrun)."""
         cfg = self.cfg
+        if on_epoch_end is not None and self.dist.enabled:
+            raise ValueError('on_epoch_end: not supported under torchrun (one process per trial)')
+        stopped_early = False
         if resume:
             self.resume()
         if self.dist.is_main:
@@ -493,11 +492,15 @@ class Trainer:
                 bar.write(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
             if self.dist.enabled:
                 torch.distributed.barrier()
+            if on_epoch_end is not None and on_epoch_end(dict(record)):
+                stopped_early = True
+                break
         bar.close()
         if self.writer:
             self.writer.close()
         steps = self.iteration - start_iteration
         return {'epochs': self.epoch, 'iterations': self.iteration, 'best_mAP': self.best_metric,
+                'stopped_early': stopped_early,
                 'history': self.history, 'seconds': time.perf_counter() - run_start,
                 'images_per_second': steps * cfg.train.batch_size * self.dist.world_size
                 / max(time.perf_counter() - run_start, 1e-9),

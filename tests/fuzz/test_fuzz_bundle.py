@@ -23,6 +23,7 @@ from aiat_perception.inference.bundle import (KNOWN_KEYS, MAX_ABS_MEAN,  # noqa:
 from aiat_perception.inference.synthetic import synthetic_meta  # noqa: E402
 
 from .outcomes import Outcomes  # noqa: E402
+from .yaml_text import container_of, mutate_text  # noqa: E402
 
 OUTCOMES = Outcomes(__name__)
 SOURCE = Path('/fuzz/bundle/bundle.yaml')
@@ -102,12 +103,10 @@ def mutated_documents(draw):
     mutations = []
     for _ in range(draw(st.integers(1, 3))):
         prefix, key = draw(st.sampled_from(PATHS))
-        parent = data
-        try:
-            for step in prefix:
-                parent = parent[step]
-            parent[key]
-        except (KeyError, IndexError, TypeError):
+        parent = container_of(data, prefix, key)
+        if parent is None:
+            continue
+        if not isinstance(parent, (dict, list)):  # an earlier mutation left a scalar (str) here
             continue
         op = draw(st.sampled_from(['replace', 'replace', 'replace', 'delete', 'rename', 'add']))
         if op == 'replace':
@@ -165,17 +164,7 @@ SNIPPETS = [b'[' * 40, b'{a: ' * 40, b'&a [*a]', b'*a', b'\xff\xfe\x00', b'\x80\
 
 @st.composite
 def mutated_texts(draw):
-    text = bytearray(VALID_TEXT)
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.integers(0, len(text)))
-        op = draw(st.sampled_from(['insert', 'insert', 'cut', 'bytes']))
-        if op == 'insert':
-            text[at:at] = draw(st.sampled_from(SNIPPETS))
-        elif op == 'cut':
-            del text[at:at + draw(st.integers(1, 40))]
-        else:
-            text[at:at] = draw(st.binary(min_size=1, max_size=8))
-    return bytes(text)
+    return mutate_text(draw, VALID_TEXT, SNIPPETS)
 
 
 @pytest.fixture(scope='module')

@@ -25,6 +25,7 @@ from aiat_perception.sim.scenario import (MAX_CAMERA_SIDE, MAX_LIDAR_BEAMS,  # n
                                           parse_scenario, scenario_dir)
 
 from .outcomes import Outcomes  # noqa: E402
+from .yaml_text import container_of, mutate_text  # noqa: E402
 
 OUTCOMES = Outcomes(__name__)
 FILES = sorted(scenario_dir().glob('*.yaml'))
@@ -74,12 +75,10 @@ def mutated_scenarios(draw):
     data = copy.deepcopy(DOCS[name])
     for _ in range(draw(st.integers(1, 3))):
         prefix, key = draw(st.sampled_from(PATHS[name]))
-        parent = data
-        try:
-            for step in prefix:
-                parent = parent[step]
-            parent[key]
-        except (KeyError, IndexError, TypeError):
+        parent = container_of(data, prefix, key)
+        if parent is None:
+            continue
+        if not isinstance(parent, (dict, list)):  # an earlier mutation left a scalar (str) here
             continue
         op = draw(st.sampled_from(['replace', 'replace', 'replace', 'delete', 'rename', 'add']))
         if op == 'replace':
@@ -138,17 +137,7 @@ TEXTS = {path.name: path.read_bytes() for path in FILES}
 
 @st.composite
 def mutated_texts(draw):
-    text = bytearray(TEXTS[draw(st.sampled_from(sorted(TEXTS)))])
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.integers(0, len(text)))
-        op = draw(st.sampled_from(['insert', 'insert', 'cut', 'bytes']))
-        if op == 'insert':
-            text[at:at] = draw(st.sampled_from(SNIPPETS))
-        elif op == 'cut':
-            del text[at:at + draw(st.integers(1, 40))]
-        else:
-            text[at:at] = draw(st.binary(min_size=1, max_size=8))
-    return bytes(text)
+    return mutate_text(draw, TEXTS[draw(st.sampled_from(sorted(TEXTS)))], SNIPPETS)
 
 
 @pytest.fixture(scope='module')

@@ -81,6 +81,9 @@ def test_real_photos_give_classes_header_and_diagnostics(test_node, start_node, 
     assert float(values['processing_ms_p50']) > 0 and float(values['inference_ms_p50']) > 0
     assert 0 < float(values['pipeline_latency_ms_p50']) < 1000
     assert collect.statuses[-1].level == b'\x00', collect.statuses[-1].message
+    # the config's device: auto, resolved to what this ONNX Runtime build has and reported
+    assert values['device_requested'] == 'auto'
+    assert values['device'].split(':')[0] == expected_auto_device(), values
 
 
 def test_publisher_faster_than_model_keeps_output_fresh(test_node, start_node, detector):
@@ -155,6 +158,99 @@ def test_invalid_parameters_stop_with_names(start_node):
     assert 'bundle_path' in proc.output() and '/nonexistent/bundle' in proc.output()
     proc = start_node('aiat_perception.nodes.camera_detector', params={'class_filter': ['unicorn']})
     assert proc.wait(timeout=60) == 2 and 'unicorn' in proc.output()
+
+
+# --- device, backend and GPU load (issues 14 and 17) ---------------------------------------------
+
+def ort_providers():
+    import onnxruntime
+    return onnxruntime.get_available_providers()
+
+
+def expected_auto_device():
+    from aiat_perception.node_params.camera_detector import resolve_ort_device
+    return resolve_ort_device('auto', ort_providers())
+
+
+def gpu_load_here():
+    from aiat_perception.gpu_load import GpuLoad
+    with GpuLoad() as load:
+        return load.source, load.problems
+
+
+def await_status(test_node, collect, count=2, timeout=60):
+    assert spin_until(test_node, lambda: len(collect.statuses) >= count, timeout=timeout)
+    return collect.latest_values()
+
+
+@pytest.mark.parametrize('device', ['cpu', 'auto'])
+def test_device_runs_and_diagnostics_report_it_without_gpu_keys(test_node, detector, device):
+    collect = Collector(test_node, images=False)
+    detector(device=device, diagnostics_period_s=0.5)
+    values = await_status(test_node, collect)
+    resolved = 'cpu' if device == 'cpu' else expected_auto_device()
+    assert values['device'].split(':')[0] == resolved and values['device_requested'] == device, values
+    assert values['backend'].startswith(f'onnxruntime on {resolved}')
+    source, problems = gpu_load_here()
+    if source is not None:
+        pytest.skip(f'GPU load is readable here ({source}): the absent-keys check needs a machine without')
+    # no GPU load source here: the keys are absent (unknown), never zeros
+    assert not [k for k in values if k.startswith('gpu_')], (values, problems)
+
+
+def test_unavailable_device_or_backend_stops_naming_the_parameter_and_what_to_install(start_node):
+    from aiat_perception.inference.backends import backend_problem
+
+    providers = ort_providers()
+    cases = []
+    if 'CUDAExecutionProvider' not in providers:
+        cases.append(({'device': 'cuda'}, 'device: cuda requested but onnxruntime has no '
+                      'CUDAExecutionProvider', 'install onnxruntime-gpu'))
+    if 'TensorrtExecutionProvider' not in providers:
+        cases.append(({'device': 'tensorrt'}, 'device: tensorrt requested but onnxruntime has no '
+                      'TensorrtExecutionProvider', 'install onnxruntime-gpu'))
+    if backend_problem('tensorrt'):
+        cases.append(({'backend': 'tensorrt'}, 'backend: tensorrt requested but it cannot run here',
+                      'install'))
+    if not cases:
+        pytest.skip(f'this machine has every device and backend ({providers}, TensorRT)')
+    # and an option that would do nothing with the chosen device: refused before any model loads
+    cases.append(({'device': 'cpu', 'trt_fp16': True}, 'trt_fp16: only used by the onnxruntime '
+                  'TensorRT execution provider', 'device tensorrt'))
+    procs = [(start_node('aiat_perception.nodes.camera_detector', params=params), first, hint)
+             for params, first, hint in cases]
+    for proc, first, hint in procs:
+        assert proc.wait(timeout=90) == 2, proc.output()
+        out = proc.output()
+        assert first in out and hint in out, out
+        assert 'Traceback' not in out, out
+
+
+def test_gpu_device_runs_and_reports_gpu_load(test_node, detector):
+    providers = ort_providers()
+    if 'CUDAExecutionProvider' not in providers:
+        pytest.skip(f'needs onnxruntime-gpu and a CUDA GPU (this ONNX Runtime has {providers})')
+    collect = Collector(test_node, images=False)
+    detector(device='cuda', diagnostics_period_s=0.5)
+    values = await_status(test_node, collect)
+    assert values['device'] == 'cuda:0' and values['device_requested'] == 'cuda'
+    source, problems = gpu_load_here()
+    if source is None:
+        pytest.skip(f'no GPU load source readable here: {problems}')
+    assert values['gpu_source'] == source and float(values['gpu_memory_total_mb']) > 0, values
+
+
+def test_tensorrt_backend_builds_the_engine_only_and_exits(start_node, tmp_path):
+    from aiat_perception.inference.backends import backend_problem
+    problem = backend_problem('tensorrt')
+    if problem:
+        pytest.skip(f'needs TensorRT and a GPU: {problem}')
+    proc = start_node('aiat_perception.nodes.camera_detector',
+                      params={'backend': 'tensorrt', 'build_engine_only': True,
+                              'engine_cache_dir': str(tmp_path / 'engines')})
+    assert proc.wait(timeout=600) == 0, proc.output()
+    assert 'build_engine_only: TensorRT engine ready in' in proc.output()
+    assert list((tmp_path / 'engines').rglob('model.engine'))
 
 
 def test_debug_image_only_when_subscribed_and_dynamic_filter(test_node, start_node, detector):

@@ -155,21 +155,21 @@ def test_sha256_mismatch(bundle_dir: Path):
         load_bundle(bundle_dir)
 
 
+def _swap_model_file(bundle_dir: Path, data: bytes) -> None:
+    """Another model file, with its hash in bundle.yaml (so only the model itself is wrong)."""
+    (bundle_dir / 'model.onnx').write_bytes(data)
+    _edit_yaml(bundle_dir, lambda d: d['model'].__setitem__('sha256', hashlib.sha256(data).hexdigest()))
+
+
 def test_onnx_does_not_parse(bundle_dir: Path, tmp_path: Path):
-    model = bundle_dir / 'model.onnx'
-    model.write_bytes(b'\x08\x07this is not a protobuf' * 10)
-    digest = hashlib.sha256(model.read_bytes()).hexdigest()
-    _edit_yaml(bundle_dir, lambda d: d['model'].__setitem__('sha256', digest))
+    _swap_model_file(bundle_dir, b'\x08\x07this is not a protobuf' * 10)
     with pytest.raises(BundleError, match=r'model\.onnx: not a valid ONNX model'):
         load_bundle(bundle_dir)
 
 
 def test_onnx_does_not_parse_onnxruntime(bundle_dir: Path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnx', None)
-    model = bundle_dir / 'model.onnx'
-    model.write_bytes(b'garbage' * 100)
-    digest = hashlib.sha256(model.read_bytes()).hexdigest()
-    _edit_yaml(bundle_dir, lambda d: d['model'].__setitem__('sha256', digest))
+    _swap_model_file(bundle_dir, b'garbage' * 100)
     with pytest.raises(BundleError, match=r'model\.onnx: ONNX Runtime cannot load the model'):
         load_bundle(bundle_dir)
 

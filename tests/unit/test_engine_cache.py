@@ -122,3 +122,12 @@ def test_building_a_missing_engine_without_tensorrt_says_what_to_install(tmp_pat
 def test_machine_facts_are_a_plain_record():
     assert dataclasses.asdict(ORIN) == {'tensorrt_version': '10.3.0', 'gpu_name': 'Orin',
                                         'compute_capability': '8.7'}
+
+
+def test_onnxruntime_tensorrt_cache_dir_is_keyed_by_bundle_and_ort_version(tmp_path):
+    from aiat_perception.engine.cache import ort_tensorrt_cache_dir
+    a = ort_tensorrt_cache_dir('nanodet coco/416', 'ab' * 32, '1.20.1', root=tmp_path)
+    assert a == tmp_path / 'onnxruntime-trt' / 'nanodet-coco-416-abababababab-ort1.20.1'
+    assert not a.exists()
+    assert ort_tensorrt_cache_dir('nanodet coco/416', 'ab' * 32, '1.22.0', root=tmp_path) != a
+    assert ort_tensorrt_cache_dir('nanodet coco/416', 'cd' * 32, '1.20.1', root=tmp_path) != a

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from aiat_perception.assets import reference_file
-from aiat_perception.inference.decode import Detections, GflDecoder, batched_nms, box_iou, nms
+from aiat_perception.inference.decode import Detections, GflDecoder, batched_nms, nms
+from aiat_perception.metrics.matching import iou_matrix
 from aiat_perception.inference.preprocess import Transform
 
 COCO_FIRST = ['person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
@@ -82,7 +83,7 @@ def test_decode_limits_and_empty():
     top = decoder.decode_one(scores[0], boxes[0], score_threshold=0.01, pre_nms_top_k=3)
     assert len(top) <= 3
     agnostic = decoder.decode_one(scores[0], boxes[0], score_threshold=0.3, class_agnostic=True)
-    assert np.all(box_iou(agnostic.boxes, agnostic.boxes)[np.triu_indices(len(agnostic), 1)] <= 0.6)
+    assert np.all(iou_matrix(agnostic.boxes, agnostic.boxes)[np.triu_indices(len(agnostic), 1)] <= 0.6)
     # without a transform boxes stay in network pixels, clipped to the input
     net = decoder.decode_one(scores[0], boxes[0], score_threshold=0.01)
     assert net.boxes.min() >= 0 and net.boxes.max() <= 416
@@ -129,6 +130,22 @@ def test_nms_agrees_with_torchvision(seed):
         # stopping early keeps exactly the first boxes of the full result
         np.testing.assert_array_equal(batched_nms(boxes, scores, classes, threshold, max_keep=10),
                                       ref[:10])
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_nms_keeps_what_the_matching_iou_allows(seed):
+    """NMS against a brute force on the one IoU definition (aiat_perception.metrics.matching)."""
+    rng = np.random.default_rng(seed)
+    boxes = _random_boxes(rng, 150)
+    scores = rng.permutation(150).astype(np.float32) / 150 + 0.001
+    classes = rng.integers(0, 3, 150)
+    iou = iou_matrix(boxes, boxes)
+    for threshold in (0.3, 0.6):
+        kept = []
+        for i in np.argsort(-scores, kind='stable'):
+            if not any(classes[k] == classes[i] and iou[i, k] > threshold for k in kept):
+                kept.append(int(i))
+        assert batched_nms(boxes, scores, classes, threshold).tolist() == kept
 
 
 def test_nms_edge_cases():

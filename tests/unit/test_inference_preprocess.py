@@ -109,3 +109,19 @@ def test_batch_buffers_are_reused_and_mixed_sizes_work():
 def test_bad_images(image, encoding, pattern):
     with pytest.raises(ValueError, match=pattern):
         Preprocessor(NANODET)(image, encoding)
+
+
+@pytest.mark.parametrize('resize', ['stretch', 'letterbox'])
+@pytest.mark.parametrize('color_order', ['BGR', 'RGB'])
+def test_resize_then_fill_equals_fill(resize, color_order):
+    """Training's split (resize, augment, then fill at the network size) gives the vehicle's tensor."""
+    spec = InputSpec('images', 96, 128, color_order, resize, (10.0, 20.0, 30.0), (2.0, 3.0, 4.0))
+    pre = Preprocessor(spec)
+    image = np.random.default_rng(0).integers(0, 256, (75, 200, 3), dtype=np.uint8)
+    direct = np.empty((3, 96, 128), np.float32)
+    t_direct = pre.fill(direct, image, 'bgr8')
+    resized, t_split = pre.resize(image)
+    assert resized.shape == (96, 128, 3) and resized.dtype == np.uint8 and t_split == t_direct
+    split = np.empty_like(direct)
+    assert pre.fill(split, resized, 'bgr8') == Transform(1.0, 1.0, 0.0, 0.0, 128, 96)
+    np.testing.assert_allclose(split, direct, atol=1e-6)

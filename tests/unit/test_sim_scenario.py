@@ -86,3 +86,15 @@ def test_scripted_motion():
     assert once.pose(10.0)[:2] == pytest.approx((2.0, 0.0))
     static = ScriptedMotion(MotionConfig(position=(3.0, 4.0), yaw=0.5), offset=(1.0, 0.0), yaw_offset=0.1)
     assert static.pose(5.0) == pytest.approx((4.0, 4.0, 0.6))
+
+
+def test_an_empty_value_for_a_number_is_refused(tmp_path):
+    """Found by the long fuzz run: `width:` with no value used to load as None and fail later."""
+    import yaml
+
+    from aiat_perception.sim.scenario import ScenarioError, load_scenario
+    doc = {'name': 'empty_width', 'ego': {'camera': {'width': None, 'height': 480}}}
+    path = tmp_path / 'scenario.yaml'
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ScenarioError, match=r'ego\.camera\.width: expected a whole number .* got None'):
+        load_scenario(path)

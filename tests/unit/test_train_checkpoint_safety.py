@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from aiat_training.cli.train import main
+from aiat_training.data.synthetic import write_synthetic_kitti
 from aiat_training.train.checkpoint import (CheckpointError, CheckpointRefused, load_checkpoint, rng_state, save_checkpoint,
                                             set_rng_state)
-from aiat_training.train.synthetic import write_synthetic_kitti
 
 
 class _RunsCommand:

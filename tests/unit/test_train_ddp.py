@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from aiat_training.train.checkpoint import load_checkpoint
-from aiat_training.train.synthetic import write_synthetic_kitti
+from aiat_training.data.synthetic import write_synthetic_kitti
 
 REPO = Path(__file__).resolve().parents[2]
 TORCHRUN = Path(sys.executable).with_name('torchrun')

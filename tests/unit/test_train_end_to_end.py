@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from aiat_perception.inference.decode import box_iou
 from aiat_perception.inference.detector import Detector
+from aiat_perception.metrics.matching import iou_matrix
 from aiat_training.cli.train import main
+from aiat_training.data.synthetic import write_synthetic_kitti
 from aiat_training.train.checkpoint import load_checkpoint
-from aiat_training.train.synthetic import write_synthetic_kitti
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,6 +93,6 @@ def test_fit_kill_resume_eval_export_detect(tmp_path):
         image = cv2.imread(str(data_root / 'image_2' / f'{label.stem}.png'))
         gt = np.array([[float(v) for v in line.split()[4:8]] for line in label.read_text().splitlines()])
         det = detector.detect_one(image)
-        if len(det) and box_iou(det.boxes, gt).max() > 0.5:
+        if len(det) and iou_matrix(det.boxes, gt).max() > 0.5:
             hits += 1
     assert hits >= 4, hits

@@ -1,4 +1,6 @@
-"""Evaluation: our matching agrees with pycocotools'; COCO metrics on hand-made cases."""
+"""Evaluation: the one matcher (aiat_perception.metrics.matching) agrees with pycocotools, ties
+included, through both its users (offline evaluation's arrays, the IoU monitor's labelled boxes);
+COCO metrics on hand-made cases."""
 import contextlib
 import io
 
@@ -6,9 +8,9 @@ import numpy as np
 import pytest
 
 from aiat_perception.inference.decode import Detections
+from aiat_perception.metrics.matching import LabeledBox, confusion_matrix, match_boxes, match_frame
 from aiat_training.data.dataset import Sample
 from aiat_training.train.evaluate import build_coco, coco_metrics
-from aiat_training.train.matching import confusion_matrix, greedy_match
 
 
 def _random_case(seed, n_images=12, n_classes=3):
@@ -39,50 +41,101 @@ def _random_case(seed, n_images=12, n_classes=3):
     return samples, dets
 
 
-@pytest.mark.parametrize('seed', [0, 1, 2])
-@pytest.mark.parametrize('iou_threshold', [0.5, 0.75])
-def test_greedy_match_agrees_with_pycocotools(seed, iou_threshold):
+def _tied_case(seed, n_images=12, n_classes=2):
+    """Frames full of ties: boxes on a coarse integer grid (exact IoUs, duplicated ground truth,
+    detections equally far from two boxes) and scores from three values."""
+    rng = np.random.default_rng(seed)
+    samples, dets = [], []
+    for i in range(n_images):
+        cells = rng.integers(0, 6, (int(rng.integers(1, 6)), 2)) * 10
+        gt = np.concatenate([cells, cells + 10], 1).astype(np.float32)
+        gt = np.concatenate([gt, gt[rng.uniform(size=len(gt)) < 0.4]])         # exact duplicates
+        labels = rng.integers(0, n_classes, len(gt))
+        shifts = rng.choice([0, 5, -5], (int(rng.integers(1, 9)), 2))
+        anchors = gt[rng.integers(0, len(gt), len(shifts))]
+        boxes = anchors + np.concatenate([shifts, shifts], 1)
+        boxes = np.concatenate([boxes, gt[:, :2].repeat(2, 1) + [0, 0, 20, 10]])  # spanning two cells
+        scores = rng.choice([0.3, 0.6, 0.9], len(boxes)).astype(np.float32)
+        classes = rng.integers(0, n_classes, len(boxes))
+        samples.append(Sample(f'/nonexistent/{i}.png', 100, 100, gt, labels))
+        dets.append(Detections(boxes.astype(np.float32), scores, classes.astype(np.int64)))
+    return samples, dets
+
+
+def _coco_pairs(samples, dets, classes, iou_threshold):
+    """(detection id, ground-truth id) pairs pycocotools matches; ids count from 1 in input order."""
     from pycocotools.cocoeval import COCOeval
 
-    classes = ['a', 'b', 'c']
-    samples, dets = _random_case(seed)
     gt, results = build_coco(samples, classes, dets)
     with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, 'bbox')
+        ev = COCOeval(gt, gt.loadRes(results), 'bbox')
         ev.params.iouThrs = np.array([iou_threshold])
         ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ['all']
         ev.params.maxDets = [100]
         ev.evaluate()
-    coco_pairs = set()
-    for e in ev.evalImgs:
-        if e is None:
-            continue
-        for dt_id, gt_id in zip(e['dtIds'], e['dtMatches'][0]):
-            if gt_id > 0:
-                coco_pairs.add((int(dt_id), int(gt_id)))
-    # ids: results get 1.. in the order given; gt annotations 1.. in sample order
-    ours, dt_id, gt_base = set(), 0, 0
+    return {(int(d), int(g)) for e in ev.evalImgs if e is not None
+            for d, g in zip(e['dtIds'], e['dtMatches'][0]) if g > 0}
+
+
+def _evaluation_pairs(samples, dets, iou_threshold):
+    """Pairs as offline evaluation matches them (arrays, per class)."""
+    pairs, dt_base, gt_base = set(), 0, 0
     for s, d in zip(samples, dets):
-        det_ids = np.arange(dt_id + 1, dt_id + 1 + len(d))
-        gt_ids = np.arange(gt_base + 1, gt_base + 1 + len(s.boxes))
-        for k in range(len(classes)):
-            dm, gm = d.class_ids == k, s.labels == k
-            match, _ = greedy_match(d.boxes[dm], d.scores[dm], s.boxes[gm], iou_threshold)
-            for di, g in zip(det_ids[dm], match):
-                if g >= 0:
-                    ours.add((int(di), int(gt_ids[gm][g])))
-        dt_id += len(d)
-        gt_base += len(s.boxes)
-    assert len(coco_pairs) > 5
-    assert ours == coco_pairs
+        m = match_boxes(d.boxes, d.scores, s.boxes, iou_threshold, d.class_ids, s.labels)
+        pairs |= {(dt_base + i + 1, gt_base + j + 1) for i, j, _ in m.pairs()}
+        dt_base, gt_base = dt_base + len(d), gt_base + len(s.boxes)
+    return pairs
+
+
+def _monitor_pairs(samples, dets, classes, iou_threshold):
+    """Pairs as the live IoU monitor matches them (labelled boxes with class names)."""
+    pairs, dt_base, gt_base = set(), 0, 0
+    for s, d in zip(samples, dets):
+        result = match_frame(
+            [LabeledBox(tuple(b), classes[c], float(p)) for b, c, p in zip(d.boxes, d.class_ids, d.scores)],
+            [LabeledBox(tuple(b), classes[c]) for b, c in zip(s.boxes, s.labels)], iou_threshold)
+        pairs |= {(dt_base + i + 1, gt_base + j + 1) for i, j, _ in result.matches}
+        dt_base, gt_base = dt_base + len(d), gt_base + len(s.boxes)
+    return pairs
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+@pytest.mark.parametrize('iou_threshold', [0.5, 0.75])
+def test_matching_agrees_with_pycocotools(seed, iou_threshold):
+    classes = ['a', 'b', 'c']
+    samples, dets = _random_case(seed)
+    coco = _coco_pairs(samples, dets, classes, iou_threshold)
+    assert len(coco) > 5
+    assert _evaluation_pairs(samples, dets, iou_threshold) == coco
+    assert _monitor_pairs(samples, dets, classes, iou_threshold) == coco
+
+
+@pytest.mark.parametrize('seed', range(4))
+@pytest.mark.parametrize('iou_threshold', [1 / 3, 0.5, 1.0])
+def test_ties_are_broken_as_pycocotools_breaks_them(seed, iou_threshold):
+    """Equal IoUs go to the later ground truth, equal scores keep input order, an IoU equal to
+    the threshold matches; the monitor and offline evaluation pick the same pairs as pycocotools."""
+    classes = ['a', 'b']
+    samples, dets = _tied_case(seed)
+    coco = _coco_pairs(samples, dets, classes, iou_threshold)
+    assert len(coco) > 2
+    assert _evaluation_pairs(samples, dets, iou_threshold) == coco
+    assert _monitor_pairs(samples, dets, classes, iou_threshold) == coco
+
+
+def test_duplicate_ground_truth_goes_to_the_later_box_as_in_pycocotools():
+    box = np.array([[10, 10, 30, 30]], np.float32)
+    samples = [Sample('/nonexistent/a.png', 50, 50, np.concatenate([box, box]), np.array([0, 0]))]
+    dets = [Detections(box, np.array([0.9], np.float32), np.array([0]))]
+    assert _coco_pairs(samples, dets, ['a'], 0.5) == {(1, 2)}
+    assert _evaluation_pairs(samples, dets, 0.5) == {(1, 2)}
 
 
 def test_greedy_match_hand_case():
     gt = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32)
     det = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10], [50, 50, 60, 60]], np.float32)
     # the higher-scoring duplicate wins the first box, the other is a false positive
-    match, iou = greedy_match(det, np.array([0.5, 0.9, 0.8, 0.7]), gt, 0.5)
+    match, iou = match_boxes(det, np.array([0.5, 0.9, 0.8, 0.7]), gt, 0.5)
     assert match.tolist() == [-1, 0, 1, -1]
     assert iou[1] == pytest.approx(9 * 10 / (11 * 10)) and iou[2] == pytest.approx(1.0)
 
@@ -110,36 +163,6 @@ def test_confusion_counts_misses_and_false_positives():
     det = np.array([[50, 50, 60, 60]], np.float32)
     m = confusion_matrix([(det, np.array([0.9]), np.array([1]), gt, np.array([0]))], 2)
     assert m.tolist() == [[0, 0, 1], [0, 0, 0], [0, 1, 0]]
-
-
-@pytest.mark.parametrize('seed', [0, 1, 2])
-def test_sim_iou_monitor_matching_agrees_with_pycocotools(seed):
-    """aiat_perception.metrics.matching (the IoU monitor's matcher) finds the same pairs as
-    pycocotools at IoU 0.5 (per class, greedy by score)."""
-    from pycocotools.cocoeval import COCOeval
-
-    from aiat_perception.metrics.matching import LabeledBox, match_frame
-
-    classes = ['a', 'b', 'c']
-    samples, dets = _random_case(seed)
-    gt, results = build_coco(samples, classes, dets)
-    with contextlib.redirect_stdout(io.StringIO()):
-        ev = COCOeval(gt, gt.loadRes(results), 'bbox')
-        ev.params.iouThrs = np.array([0.5])
-        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ['all']
-        ev.params.maxDets = [100]
-        ev.evaluate()
-    coco_pairs = {(int(d), int(g)) for e in ev.evalImgs if e is not None
-                  for d, g in zip(e['dtIds'], e['dtMatches'][0]) if g > 0}
-    ours, dt_base, gt_base = set(), 0, 0
-    for s, d in zip(samples, dets):
-        result = match_frame(
-            [LabeledBox(tuple(b), classes[c], float(p)) for b, c, p in zip(d.boxes, d.class_ids, d.scores)],
-            [LabeledBox(tuple(b), classes[c]) for b, c in zip(s.boxes, s.labels)], 0.5)
-        ours |= {(dt_base + i + 1, gt_base + j + 1) for i, j, _ in result.matches}
-        dt_base += len(d)
-        gt_base += len(s.boxes)
-    assert ours == coco_pairs
 
 
 def test_evaluate_bundle_runs_the_detector_and_scores_shared_classes(tmp_path):

@@ -9,9 +9,9 @@ import torch
 import yaml
 
 from aiat_training.cli.train import main
+from aiat_training.data.synthetic import write_synthetic_kitti
 from aiat_training.train import checkpoint as checkpoint_module
 from aiat_training.train.checkpoint import load_checkpoint, save_checkpoint
-from aiat_training.train.synthetic import write_synthetic_kitti
 
 
 @pytest.fixture(scope='module')

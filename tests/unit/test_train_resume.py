@@ -6,7 +6,7 @@ from aiat_training.data.readers import read_dataset
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.train.config import fit_config_from_dict
 from aiat_training.train.checkpoint import load_checkpoint
-from aiat_training.train.synthetic import write_synthetic_kitti
+from aiat_training.data.synthetic import write_synthetic_kitti
 from aiat_training.train.trainer import Trainer
 
 

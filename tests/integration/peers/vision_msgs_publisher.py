@@ -5,15 +5,20 @@ import math
 import sys
 
 
+def _stamped(msg, *how):
+    """An array message given (sec, nanosec, frame_id), or a detection given (header, id)."""
+    if len(how) == 3:
+        msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = how
+    else:
+        msg.header, msg.id = how
+    return msg
+
+
 def make_detection2d_array():
     from vision_msgs.msg import (Detection2D, Detection2DArray, ObjectHypothesisWithPose)
-    msg = Detection2DArray()
-    msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_000, 123_456_789
-    msg.header.frame_id = 'camera_optical_frame'
+    msg = _stamped(Detection2DArray(), 1_700_000_000, 123_456_789, 'camera_optical_frame')
     for i in range(3):
-        det = Detection2D()
-        det.header = msg.header
-        det.id = f'track-{i}'
+        det = _stamped(Detection2D(), msg.header, f'track-{i}')
         det.bbox.center.position.x = 100.25 + i
         det.bbox.center.position.y = 200.5 - i
         det.bbox.center.theta = 0.1 * i
@@ -32,13 +37,9 @@ def make_detection2d_array():
 
 def make_detection3d_array():
     from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
-    msg = Detection3DArray()
-    msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_001, 987_654_321
-    msg.header.frame_id = 'map'
+    msg = _stamped(Detection3DArray(), 1_700_000_001, 987_654_321, 'map')
     for i in range(2):
-        det = Detection3D()
-        det.header = msg.header
-        det.id = f'actor-{i}'
+        det = _stamped(Detection3D(), msg.header, f'actor-{i}')
         det.bbox.center.position.x, det.bbox.center.position.y = 5.0 + i, -1.5 * i
         det.bbox.center.position.z = 0.75
         det.bbox.center.orientation.z = math.sin(0.25 * i)

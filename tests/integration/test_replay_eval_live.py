@@ -1,0 +1,82 @@
+"""aiat-eval live mode on a simulator-recorded bag: the real camera_detector process over DDS, fed by
+our in-memory player. Below capacity the live detections equal the offline ones frame by frame; at
+3x capacity frames are dropped and the live score is lower, with the reason in the report."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+FRAMES = 10
+
+
+def _eval(*args, timeout=180):
+    proc = subprocess.run([sys.executable, '-m', 'aiat_training.replay_eval.cli', *map(str, args)], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout
+
+
+def _frames(out):
+    return {r['index']: r for r in map(json.loads, (out / 'frames.jsonl').read_text().splitlines())}
+
+
+@pytest.fixture(scope='module')
+def sim_bag(tmp_path_factory):
+    from aiat_perception.cli import sim_record
+    root = tmp_path_factory.mktemp('live')
+    assert sim_record.main(['record', 'photo_actors', '--frames', str(FRAMES), '--out', str(root / 'bag'),
+                            '--sensors', 'camera']) == 0
+    code, text = _eval('run', root / 'bag', '--offline', '--out', root / 'offline', '--no-html')
+    assert code == 0, text
+    return root
+
+
+def test_live_below_capacity_matches_offline_frame_by_frame(sim_bag):
+    code, text = _eval('run', sim_bag / 'bag', '--out', sim_bag / 'live', '--capacity-multiple', '0.5', '--no-html')
+    assert code == 0, text
+    offline, live = _frames(sim_bag / 'offline'), _frames(sim_bag / 'live')
+    assert sorted(offline) == sorted(live) == list(range(FRAMES))
+    for i in range(FRAMES):
+        a, b = offline[i], live[i]
+        assert b['status'] == 'evaluated', b
+        assert [d['class'] for d in a['detections']] == [d['class'] for d in b['detections']], i
+        np.testing.assert_allclose([d['box'] for d in a['detections']], [d['box'] for d in b['detections']],
+                                   atol=0.11)     # boxes are rounded to 0.1 px in frames.jsonl
+        assert (a['tp'], a['fp'], a['fn']) == (b['tp'], b['fp'], b['fn'])
+        assert b['latency_ms'] > 0
+    report = json.loads((sim_bag / 'live' / 'report.json').read_text())
+    cam = report['summary']['camera']
+    assert cam['dropped'] == 0 and cam['latency_ms']['count'] == FRAMES
+    off = json.loads((sim_bag / 'offline' / 'report.json').read_text())['summary']['camera']
+    assert cam['map_50'] == pytest.approx(off['map_50'], abs=1e-3)
+    assert report['live']['published'] == FRAMES
+
+
+def test_live_at_three_times_capacity_drops_frames_and_says_why(sim_bag):
+    code, text = _eval('run', sim_bag / 'bag', '--out', sim_bag / 'live3', '--capacity-multiple', '3', '--no-html',
+                       '--clock', '--baseline', sim_bag / 'offline' / 'report.json')
+    assert code == 0, text
+    report = json.loads((sim_bag / 'live3' / 'report.json').read_text())
+    cam = report['summary']['camera']
+    off = json.loads((sim_bag / 'offline' / 'report.json').read_text())['summary']['camera']
+    assert cam['dropped'] > 0 and cam['drop_rate'] > 0.05
+    assert cam['map_50'] < off['map_50']
+    assert any('capacity' in n and 'got no output' in n for n in report['notes'])
+    assert 'camera.dropped: 0 ->' in text
+
+
+def test_max_rate_search_reports_a_rate_with_at_most_5_percent_drops(sim_bag):
+    # a light search (4 steps from 4x capacity down to 0.5x, 20 frames a trial, so one lost frame still passes); the default is 6 x 30
+    code, text = _eval('run', sim_bag / 'bag', '--out', sim_bag / 'maxrate', '--max-rate', '--capacity-multiple', '3',
+                       '--max-rate-iterations', '4', '--max-rate-frames', '20', '--no-html', timeout=300)
+    assert code == 0, text
+    found = json.loads((sim_bag / 'maxrate' / 'report.json').read_text())['live']['max_rate']
+    assert found['max_rate_hz'] > 0 and found['drop_rate_at_max'] <= 0.05
+    assert found['latency_ms_at_max']['p50'] > 0
+    assert any(t['drop_rate'] > 0.05 for t in found['trials'])   # the search went past the limit
+    assert 'max rate (drops <= 5%)' in text

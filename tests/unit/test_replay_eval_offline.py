@@ -1,0 +1,89 @@
+"""aiat-eval run --offline on the real KITTI frames and the real (converted ROS 1) leg bag: report
+files, the figures against the existing scorers, criteria exit codes and baseline differences."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aiat_perception.assets import shared_data
+from aiat_training.replay_eval import cli
+from aiat_training.replay_eval.scoring import bev_ap_r40
+
+
+@pytest.fixture(scope='module')
+def kitti_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp('kitti_eval')
+    assert cli.main(['convert', 'kitti', str(shared_data('kitti_object')), '--out', str(root / 'bag')]) == 0
+    assert cli.main(['run', str(root / 'bag'), '--offline', '--out', str(root / 'report')]) == 0
+    return root
+
+
+def test_kitti_report_files_and_schema(kitti_run):
+    report = json.loads((kitti_run / 'report' / 'report.json').read_text())
+    assert report['schema_version'] == 1 and report['mode'] == 'offline' and report['verdict'] == 'no criteria'
+    cam, lidar = report['summary']['camera'], report['summary']['lidar']
+    assert cam['frames'] == cam['evaluated'] == 2 and cam['skipped_no_gt'] == 0
+    assert 0.0 <= cam['map_50'] <= 1.0 and 0.0 <= cam['map_50_95'] <= cam['map_50']
+    assert set(lidar['per_class']) == {'car', 'pedestrian', 'cyclist'}
+    assert lidar['per_class']['car']['bev_iou_threshold'] == 0.7
+    assert lidar['per_class']['pedestrian']['ground_truth'] == 7
+    assert any('smoke test' in n for n in report['notes'])
+    frames = [json.loads(line) for line in (kitti_run / 'report' / 'frames.jsonl').read_text().splitlines()]
+    assert sorted((f['sensor'], f['index']) for f in frames) == [('camera', 0), ('camera', 1), ('lidar', 0), ('lidar', 1)]
+    html = (kitti_run / 'report' / 'report.html').read_text()
+    assert 'smoke test' in html and html.count('data:image/png;base64') >= 4
+
+
+def test_criteria_fail_exits_1_and_names_the_criterion(kitti_run, tmp_path, capsys):
+    rules = tmp_path / 'criteria.yaml'
+    rules.write_text('min_ap_50: {person: 0.99}\nmax_latency_p99_ms: 100000\n')
+    code = cli.main(['run', str(kitti_run / 'bag'), '--offline', '--out', str(tmp_path / 'r'), '--criteria', str(rules),
+                     '--baseline', str(kitti_run / 'report' / 'report.json'), '--no-html'])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert 'FAILED min_ap_50.person' in out and 'max_latency' not in out.split('FAILED', 1)[1]
+    assert 'differences against' in out and 'latency_ms' in out   # timings differ run to run; scores do not
+    assert 'map_50:' not in out
+    report = json.loads((tmp_path / 'r' / 'report.json').read_text())
+    assert report['verdict'] == 'fail' and report['failed'][0].startswith('min_ap_50.person')
+
+
+def test_bad_criteria_file_is_one_line(tmp_path, capsys):
+    rules = tmp_path / 'c.yaml'
+    rules.write_text('min_mAP: 0.5\n')
+    assert cli.main(['run', str(tmp_path / 'nobag'), '--offline', '--out', str(tmp_path / 'r'), '--criteria', str(rules)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and "unknown criterion 'min_mAP'" in err and str(rules) in err
+
+
+def test_leg_bag_converted_and_scored_like_the_ros1_original(tmp_path, capsys):
+    from aiat_perception.lidar.evaluate import score_leg_bag
+    from aiat_training.replay_eval.offline import scan_detector
+    src = shared_data('laser_scans', 'leg_tracker_positive_2_extracted.bag')
+    assert cli.main(['convert', 'ros1', str(src), '--out', str(tmp_path / 'leg')]) == 0
+    assert cli.main(['run', str(tmp_path / 'leg'), '--offline', '--out', str(tmp_path / 'r'), '--no-html']) == 0
+    legs = json.loads((tmp_path / 'r' / 'report.json').read_text())['summary']['scan']['legs']
+    expected = score_leg_bag(src, scan_detector()).summary()
+    assert legs['scans'] == 83 and legs['leg_recall'] == expected['leg_recall'] > 0.5
+    assert legs['person_found'] == expected['person_found']
+
+
+def test_bev_ap_r40_definition():
+    # 2 ground truths; detections by score: TP, FP, TP -> precision 1, 0.5, 0.667 at recall 0.5, 0.5, 1
+    ap, recall, precision = bev_ap_r40([(0.9, True), (0.8, False), (0.7, True)], 2)
+    # recall points 1/40..0.5 (20 of them) get max precision 1.0; 0.525..1 (20) get 0.667
+    assert ap == pytest.approx((20 * 1.0 + 20 * (2 / 3)) / 40, abs=1e-6)
+    assert bev_ap_r40([], 3)[0] == 0.0 and bev_ap_r40([(0.5, False)], 0)[0] is None
+
+
+def test_cli_bad_bag_is_one_line_exit_2(tmp_path, capsys):
+    assert cli.main(['run', str(tmp_path / 'nobag'), '--offline', '--out', str(tmp_path / 'r')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f'aiat-eval: {tmp_path / "nobag"}: no such bag'
+
+
+def test_no_nan_reaches_the_report():
+    from aiat_training.replay_eval.evaluate import finite_or_none
+    assert finite_or_none({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}}) == \
+        {'a': None, 'b': [1.0, None], 'c': {'d': 2}}
