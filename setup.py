@@ -57,6 +57,8 @@ setup(
             'detection_listener = aiat_perception.nodes.detection_listener:main',
             'sim = aiat_perception.nodes.sim_node:main',
             'iou_monitor = aiat_perception.nodes.iou_monitor:main',
+            'lidar_detector = aiat_perception.nodes.lidar_detector:main',
+            'scan_detector = aiat_perception.nodes.scan_detector:main',
             # tools
             'aiat-launch = aiat_perception.launcher:main',
             'aiat-detect = aiat_perception.cli.detect:main',

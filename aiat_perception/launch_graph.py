@@ -49,6 +49,8 @@ FALLBACK_EXECUTABLES = {
     'detection_listener': 'aiat_perception.nodes.detection_listener:main',
     'sim': 'aiat_perception.nodes.sim_node:main',
     'iou_monitor': 'aiat_perception.nodes.iou_monitor:main',
+    'lidar_detector': 'aiat_perception.nodes.lidar_detector:main',
+    'scan_detector': 'aiat_perception.nodes.scan_detector:main',
 }
 
 GRAPH_KEYS = {'description', 'arguments', 'nodes'}

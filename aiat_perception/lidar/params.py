@@ -70,5 +70,9 @@ def read_yaml(path, node_name: str, table: ParameterTable, node_parameters: Sequ
     params = section.get('ros__parameters') if isinstance(section, dict) else None
     if not isinstance(params, dict):
         raise ParameterError(f'{path}: no "{node_name}: ros__parameters:" mapping')
+    if not node_parameters:  # the node's own parameters, from its table (topics, QoS, health)
+        from aiat_perception.node_params import MODULES, table_for
+        if node_name in MODULES:
+            node_parameters = [name for name in table_for(node_name).names if name not in table]
     core = {k: v for k, v in params.items() if k not in set(node_parameters) or k in table}
     return resolve(table, core, str(path))

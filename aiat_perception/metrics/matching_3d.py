@@ -278,3 +278,25 @@ class Evaluation3D:
         lines = ['| ground truth \\ detected | ' + ' | '.join(cols) + ' |', '|---' * (len(cols) + 1) + '|']
         lines += [f'| {g} | ' + ' | '.join(str(row[c]) for c in cols) + ' |' for g, row in table.items()]
         return '\n'.join(lines)
+
+
+def match_frame_bev(detections: Sequence[Object3D], ground_truth: Sequence[Object3D], iou_threshold: float = 0.5,
+                    class_agnostic: bool = False, class_thresholds: Optional[Dict[str, float]] = None):
+    """One frame matched by BEV rotated IoU, as a 2D :class:`~aiat_perception.metrics.matching.FrameResult`
+    (so :class:`~aiat_perception.metrics.matching.RunningMetrics` pools it): per class unless
+    ``class_agnostic``, with ``class_thresholds[class]`` (by ground-truth class) in place of ``iou_threshold``."""
+    from aiat_perception.metrics.matching import FrameResult
+    for value in [iou_threshold, *(class_thresholds or {}).values()]:
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f'IoU thresholds must be in (0, 1], got {value}')
+    matches: List[Tuple[int, int, float]] = []
+    if detections and ground_truth:
+        ious = bev_iou_matrix(np.array([d.bev() for d in detections], dtype=np.float64),
+                              np.array([g.bev() for g in ground_truth], dtype=np.float64))
+        limits = np.array([(class_thresholds or {}).get(g.class_name, iou_threshold) for g in ground_truth])
+        quality = np.where(ious >= limits[None, :], ious, -np.inf)
+        if not class_agnostic:
+            same = np.array([[d.class_name == g.class_name for g in ground_truth] for d in detections])
+            quality = np.where(same, quality, -np.inf)
+        matches = [(d, g, float(ious[d, g])) for d, g in greedy_match(quality, [d.score for d in detections], 0.0)]
+    return FrameResult(matches, len(detections), len(ground_truth))

@@ -15,6 +15,8 @@ MODULES = {
     'detection_listener': 'detection_listener',
     'sim': 'sim',
     'iou_monitor': 'iou_monitor',
+    'lidar_detector': 'lidar_detector',
+    'scan_detector': 'scan_detector',
 }
 
 

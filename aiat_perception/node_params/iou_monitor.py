@@ -11,6 +11,23 @@ METRICS = ('recall', 'mean_iou', 'precision')
 UNIT = (0.0, 1.0)
 
 
+def parse_class_thresholds(items) -> Dict[str, float]:
+    """``['class:iou' | 'class=iou', ...]`` (blanks ignored) -> ``{class: iou}``, each IoU in (0, 1]."""
+    out = {}
+    for item in items:
+        if not item:
+            continue
+        name, sep, value = item.partition('=' if '=' in item else ':')
+        try:
+            number = float(value)
+        except ValueError:
+            number = float('nan')
+        if not sep or not name or not 0.0 < number <= 1.0:
+            raise ValueError(f"class_iou_thresholds: expected 'class:iou' with iou in (0, 1], got {item!r}")
+        out[name] = number
+    return out
+
+
 def thresholds(p) -> Dict[str, float]:
     return {f'{level}_{key}': p[f'{level}_{key}'] for level in ('warn', 'error') for key in METRICS}
 
@@ -32,20 +49,29 @@ def level_for(window: Dict[str, float], thresholds: Dict[str, float]) -> int:
 def _check(p) -> List[str]:
     problems = [f'error_{key}: must be <= warn_{key} ({p[f"error_{key}"]} > {p[f"warn_{key}"]})'
                 for key in METRICS if p[f'error_{key}'] > p[f'warn_{key}']]
-    try:
-        parse_aliases(p['class_aliases'])
-    except ValueError as exc:
-        problems.append(str(exc))
+    for parse, key in ((parse_aliases, 'class_aliases'), (parse_class_thresholds, 'class_iou_thresholds')):
+        try:
+            parse(p[key])
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems
 
 
 TABLE = ParameterTable('iou_monitor', [
-    Param('detections_topic', 'detections', 'detector output (Detection2DArray)'),
+    Param('detections_type', '2d', '2d: Detection2DArray, image IoU; 3d: Detection3DArray (lidar), '
+          "bird's-eye-view rotated IoU", choices=('2d', '3d')),
+    Param('detections_topic', 'detections', 'detector output (Detection2DArray, or Detection3DArray with 3d)'),
     Param('ground_truth_topic', 'ground_truth/detections_2d', 'simulator ground truth (Detection2DArray)'),
+    Param('ground_truth_3d_topic', 'ground_truth/detections_3d', '3d: simulator ground truth (Detection3DArray, '
+          'in the frame of the detections: run the detector with target_frame = the ground truth frame)'),
+    Param('max_range_m', 0.0, '3d: ignore ground truth and detections farther than this from the frame origin '
+          '(m, in the ground plane); 0 = no limit', range=(0.0, math.inf)),
     Param('reliability', 'reliable', 'QoS reliability of the detections subscription',
           choices=('best_effort', 'reliable')),
     Param('iou_threshold', 0.5, 'IoU for a detection to match a ground-truth box (dynamic)',
           range=UNIT, open_low=True, dynamic=True),
+    Param('class_iou_thresholds', [''], "per ground-truth class IoU thresholds 'class:iou' replacing "
+          "iou_threshold for that class (e.g. 'pedestrian:0.3')"),
     Param('class_agnostic', False, 'match regardless of class'),
     Param('classes', [''], 'evaluate only these ground-truth classes; empty = all'),
     Param('class_aliases', [''], "class renames 'from:to' or 'from=to' applied to both sides"),

@@ -37,12 +37,15 @@ TABLE = ParameterTable('sim', [
     Param('mode', 'realtime', 'realtime (system clock, frames skipped) or lockstep (/clock, waits '
           'for the detector)', choices=MODES),
     Param('detections_topic', 'detections', 'lockstep: topic of the detector answers'),
+    Param('lockstep_sensor', 'camera', 'lockstep: the sensor whose frames wait for an answer: camera '
+          '(Detection2DArray) or lidar_3d (Detection3DArray; 3D ground truth then comes with each cloud, '
+          'max_frames counts clouds)', choices=('camera', 'lidar_3d')),
     Param('lockstep_timeout_s', 5.0, 'lockstep: seconds to wait for an answer before moving on',
           range=(0.0, math.inf), open_low=True),
     Param('wait_for_detector_s', 60.0, 'lockstep: seconds to wait at start for the peers',
           range=(0.0, math.inf)),
     Param('wait_for_subscribers', [''], "lockstep: also wait for these 'topic:count' subscribers"),
-    Param('max_frames', 0, 'stop after this many camera frames; 0 = run until interrupted',
+    Param('max_frames', 0, 'stop after this many frames of the lockstep sensor (camera in realtime mode); 0 = run until interrupted',
           range=(0, INT64_MAX)),
     Param('clock_start_s', 1.0, 'lockstep: simulation time 0 is published as this many seconds',
           range=(0.0, 1e9)),

@@ -1,4 +1,7 @@
-"""``iou_monitor``: compares a detector's ``Detection2DArray`` with the simulator's ground truth.
+"""``iou_monitor``: compares a detector's ``Detection2DArray`` with the simulator's ground truth, or
+(``detections_type: 3d``) a lidar detector's ``Detection3DArray`` with the simulator's 3D ground truth
+by bird's-eye-view rotated IoU (:func:`aiat_perception.metrics.matching_3d.match_frame_bev`; both
+sides must be in one frame: run the detector with ``target_frame`` = the ground truth's frame).
 
 Detections and ground truth are paired by ``header.stamp`` (:mod:`aiat_perception.stamp_pairing`);
 each pair is matched per class (:mod:`aiat_perception.metrics.matching`), and the node publishes
@@ -20,15 +23,17 @@ from typing import Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, Detection3DArray
 
 from aiat_perception.metrics.matching import RunningMetrics, filter_classes, match_frame
-from aiat_perception.node_params.iou_monitor import TABLE, level_for, parse_aliases, thresholds
+from aiat_perception.metrics.matching_3d import Object3D, match_frame_bev
+from aiat_perception.node_params.iou_monitor import (TABLE, level_for, parse_aliases, parse_class_thresholds,
+                                                     thresholds)
 from aiat_perception.nodes.common import declare_table, run_node, sensor_qos, stamp_to_ns
 from aiat_perception.parameters import non_empty
 from aiat_perception.pipeline_health import HealthReport
 from aiat_perception.stamp_pairing import StampPairer
-from aiat_perception.vision_conversions import diagnostic_array, labeled_boxes_from_msg
+from aiat_perception.vision_conversions import diagnostic_array, labeled_boxes_from_msg, objects_3d_from_msg
 
 METRIC_NAMES = ('stamp_s', 'frame_mean_iou', 'frame_precision', 'frame_recall', 'frame_tp', 'frame_fp', 'frame_fn',
                 'window_mean_iou', 'window_precision', 'window_recall',
@@ -43,15 +48,18 @@ class IoUMonitor(Node):
         self.class_agnostic = self.p['class_agnostic']
         self.classes = non_empty(self.p['classes'])
         self.aliases = parse_aliases(self.p['class_aliases'])
+        self.class_thresholds = parse_class_thresholds(self.p['class_iou_thresholds'])
+        self.three_d = self.p['detections_type'] == '3d'
         self.metrics = RunningMetrics(self.p['window'])
         self.pairer = StampPairer(('detections', 'ground_truth'), int(self.p['pair_timeout_s'] * 1e9))
         self.malformed = 0
         self.last = None
         self.name = f'{self.get_name()}: {self.resolve_topic_name(self.p["detections_topic"])}'
-        self.create_subscription(Detection2DArray, self.p['detections_topic'], self.on_detections,
+        kind = Detection3DArray if self.three_d else Detection2DArray
+        self.create_subscription(kind, self.p['detections_topic'], self.on_detections,
                                  sensor_qos(self.p['reliability'], depth=50))
-        self.create_subscription(Detection2DArray, self.p['ground_truth_topic'], self.on_ground_truth,
-                                 sensor_qos('reliable', depth=50))
+        self.create_subscription(kind, self.p['ground_truth_3d_topic' if self.three_d else 'ground_truth_topic'],
+                                 self.on_ground_truth, sensor_qos('reliable', depth=50))
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.pub_metrics = self.create_publisher(Float64MultiArray, 'metrics', 10)
 
@@ -82,12 +90,35 @@ class IoUMonitor(Node):
             self.malformed += 1
             self.get_logger().warn(f'cannot evaluate frame {stamp}: {exc}')
 
-    def _evaluate(self, stamp: int, det_msg, gt_msg, received_ns: Optional[int]):
+    def _match_2d(self, det_msg, gt_msg):
         dets = filter_classes(labeled_boxes_from_msg(det_msg, self.min_score), (), self.aliases)
         gts = filter_classes(labeled_boxes_from_msg(gt_msg), self.classes, self.aliases)
         if self.classes and not self.class_agnostic:
             dets = [d for d in dets if d.class_id in self.classes]
-        result = match_frame(dets, gts, self.iou_threshold, self.class_agnostic)
+        return match_frame(dets, gts, self.iou_threshold, self.class_agnostic)
+
+    def _match_3d(self, det_msg, gt_msg):
+        if det_msg.header.frame_id.lstrip('/') != gt_msg.header.frame_id.lstrip('/'):
+            raise ValueError(f'detections in {det_msg.header.frame_id!r} but ground truth in '
+                             f'{gt_msg.header.frame_id!r}: set the detector\'s target_frame')
+        limit = self.p['max_range_m']
+
+        def keep(objects, only_listed):
+            out = []
+            for o in objects:
+                name = self.aliases.get(o.class_name, o.class_name)
+                if only_listed and self.classes and name not in self.classes:
+                    continue
+                if limit and (o.center[0] ** 2 + o.center[1] ** 2) ** 0.5 > limit:
+                    continue
+                out.append(Object3D(name, o.center, o.size, o.yaw, o.score))
+            return out
+        dets = keep(objects_3d_from_msg(det_msg, self.min_score), not self.class_agnostic)
+        gts = keep(objects_3d_from_msg(gt_msg), True)
+        return match_frame_bev(dets, gts, self.iou_threshold, self.class_agnostic, self.class_thresholds)
+
+    def _evaluate(self, stamp: int, det_msg, gt_msg, received_ns: Optional[int]):
+        result = (self._match_3d if self.three_d else self._match_2d)(det_msg, gt_msg)
         self.metrics.update(result)
         window, total = self.metrics.windowed(), self.metrics.total()
         latency_ms = float('nan')

@@ -57,6 +57,7 @@ class SimNode(Node):
         super().__init__(node_name, **kwargs)
         p = self.p = declare_table(self, TABLE)
         self.lockstep = p['mode'] == 'lockstep'
+        self.lockstep_sensor = p['lockstep_sensor'] if self.lockstep else 'camera'
         self.wait_for_subscribers = parse_waits(p['wait_for_subscribers'])
         try:
             scenario = load_scenario(resolve_scenario(p['scenario']))
@@ -68,6 +69,9 @@ class SimNode(Node):
         if p['ground_truth_3d_frame'] not in valid_frames:
             raise ParameterError(f'ground_truth_3d_frame: must be one of {valid_frames}, '
                                  f'not {p["ground_truth_3d_frame"]!r}')
+        if self.lockstep_sensor == 'lidar_3d' and not (p['publish_lidar_3d'] and ego.lidar_3d.enabled):
+            raise ParameterError('lockstep_sensor: lidar_3d, but the 3D lidar is disabled (publish_lidar_3d '
+                                 'or the scenario)')
         self.scenario = scenario
         self.world = SimWorld(scenario, seed=p['seed'])
         qos = sensor_qos(p['reliability'], depth=5)
@@ -85,7 +89,7 @@ class SimNode(Node):
         self.sub_detections = None
         if self.lockstep:
             self.sub_detections = self.create_subscription(
-                Detection2DArray, p['detections_topic'],
+                Detection3DArray if self.lockstep_sensor == 'lidar_3d' else Detection2DArray, p['detections_topic'],
                 lambda msg: self.handshake.answer(stamp_to_ns(msg.header.stamp)), sensor_qos('reliable', depth=10))
         self.frames = 0
         self.timeouts = 0
@@ -108,7 +112,8 @@ class SimNode(Node):
     def _wait_for_peers(self) -> bool:
         deadline = time.monotonic() + self.p['wait_for_detector_s']
         while not self.handshake.stopped and time.monotonic() < deadline:
-            ready = (self.pub_image.get_subscription_count() > 0
+            sensor = self.pub_points if self.lockstep_sensor == 'lidar_3d' else self.pub_image
+            ready = (sensor.get_subscription_count() > 0
                      and self.sub_detections.get_publisher_count() > 0
                      and all(self._matched(t) >= n for t, n in self.wait_for_subscribers.items()))
             if ready:
@@ -132,14 +137,16 @@ class SimNode(Node):
 
     def _loop(self):
         ego, p = self.scenario.ego, self.p
-        rates = {'camera': ego.camera.rate_hz}
+        # a disabled camera is not rendered when another sensor paces the lockstep
+        rates = {'camera': ego.camera.rate_hz} if ego.camera.enabled or self.lockstep_sensor == 'camera' else {}
         if p['publish_lidar_2d'] and ego.lidar_2d.enabled:
             rates['lidar_2d'] = ego.lidar_2d.rate_hz
         if p['publish_lidar_3d'] and ego.lidar_3d.enabled:
             rates['lidar_3d'] = ego.lidar_3d.rate_hz
         schedule = SensorScheduler(rates)
         if self.lockstep:
-            self.get_logger().info(f'lockstep: waiting for a subscriber on {self.pub_image.topic_name} and a '
+            sensor = self.pub_points if self.lockstep_sensor == 'lidar_3d' else self.pub_image
+            self.get_logger().info(f'lockstep: waiting for a subscriber on {sensor.topic_name} and a '
                                    f'publisher on {p["detections_topic"]}')
             if not self._wait_for_peers():
                 self.get_logger().warn('lockstep: no detector appeared; running on with timeouts')
@@ -162,6 +169,14 @@ class SimNode(Node):
                 stamp_of = time.time_ns
             if name == 'camera':
                 stamp_ns = self._publish_camera(stamp_of)
+            elif name == 'lidar_2d':
+                scan = self.world.scan_2d()
+                stamp = ns_to_stamp(stamp_of())
+                self._publish_tf(stamp)
+                self.pub_scan.publish(laser_scan_msg(scan, Header(stamp=stamp, frame_id=ego.lidar_2d.frame_id)))
+            else:
+                stamp_ns = self._publish_lidar_3d(stamp_of)
+            if name == self.lockstep_sensor:
                 self.frames += 1
                 if self.lockstep and not self.handshake.wait(stamp_ns):
                     if self.handshake.stopped:
@@ -173,16 +188,6 @@ class SimNode(Node):
                     self.get_logger().info(f'published {self.frames} frames ({self.timeouts} timeouts), done')
                     finish(self)
                     return
-            elif name == 'lidar_2d':
-                scan = self.world.scan_2d()
-                stamp = ns_to_stamp(stamp_of())
-                self._publish_tf(stamp)
-                self.pub_scan.publish(laser_scan_msg(scan, Header(stamp=stamp, frame_id=ego.lidar_2d.frame_id)))
-            else:
-                cloud = self.world.scan_3d()
-                stamp = ns_to_stamp(stamp_of())
-                self._publish_tf(stamp)
-                self.pub_points.publish(point_cloud_msg(cloud, Header(stamp=stamp, frame_id=ego.lidar_3d.frame_id)))
             schedule.served(name, None if self.lockstep else time.monotonic() - wall_start)
 
     def _publish_tf(self, stamp):
@@ -193,6 +198,19 @@ class SimNode(Node):
             self._static_sent = True
         self.pub_tf.publish(TFMessage(transforms=[
             transform_stamped(p, c, T, stamp) for p, c, T, static in transforms if not static]))
+
+    def _publish_lidar_3d(self, stamp_of) -> int:
+        p, lidar = self.p, self.scenario.ego.lidar_3d
+        cloud = self.world.scan_3d()
+        with_truth = p['publish_ground_truth'] and self.lockstep_sensor == 'lidar_3d'
+        boxes3d = self.world.ground_truth_3d(p['ground_truth_3d_frame']) if with_truth else None
+        stamp_ns = stamp_of()
+        stamp = ns_to_stamp(stamp_ns)
+        self._publish_tf(stamp)
+        if boxes3d is not None:  # ground truth first: a consumer pairing by stamp then never waits for it
+            self.pub_gt3d.publish(ground_truth_3d_msg(boxes3d, Header(stamp=stamp, frame_id=p['ground_truth_3d_frame'])))
+        self.pub_points.publish(point_cloud_msg(cloud, Header(stamp=stamp, frame_id=lidar.frame_id)))
+        return stamp_ns
 
     def _publish_camera(self, stamp_of) -> int:
         cam, p = self.scenario.ego.camera, self.p
@@ -208,8 +226,9 @@ class SimNode(Node):
         if boxes2d is not None:
             # ground truth first: a consumer pairing by stamp then never waits for it
             self.pub_gt2d.publish(ground_truth_2d_msg(boxes2d, header))
-            self.pub_gt3d.publish(ground_truth_3d_msg(
-                boxes3d, Header(stamp=stamp, frame_id=p['ground_truth_3d_frame'])))
+            if self.lockstep_sensor == 'camera':  # else it comes with each cloud
+                self.pub_gt3d.publish(ground_truth_3d_msg(
+                    boxes3d, Header(stamp=stamp, frame_id=p['ground_truth_3d_frame'])))
         self.pub_info.publish(camera_info_msg(frame.K, cam.width, cam.height, header))
         self.pub_image.publish(numpy_to_image(frame.rgb, 'rgb8', header))
         return stamp_ns
