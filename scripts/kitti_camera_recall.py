@@ -2,14 +2,14 @@
 
     python scripts/kitti_camera_recall.py [--bundle DIR] [--frames 000134 000001] [--modes ...]
 
-Modes: ``stretch`` and ``letterbox`` (the bundle's fixed input size resized that way), ``keep``
-(aspect-keeping flexible input, default pixel budget), ``tiling`` (keep + tiles). Prints JSON:
+Modes: ``stretch`` and ``letterbox`` (the bundle's trained input size, resized that way),
+``keep_aspect`` (flexible input keeping the aspect ratio within the default pixel budget),
+``tiling`` (keep_aspect plus overlapping tiles). Prints JSON:
 per mode and frame, found / counted moderate objects (rule in aiat_perception.metrics.kitti_camera).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,25 +27,16 @@ from aiat_perception.metrics.kitti_camera import kitti_camera_recall  # noqa: E4
 from aiat_perception.metrics.matching import LabeledBox  # noqa: E402
 
 FRAMES = ('000134', '000001')
-MODES = ('stretch', 'letterbox', 'keep', 'tiling')
+MODES = ('stretch', 'letterbox', 'keep_aspect', 'tiling')
 
 
-def mode_detector(bundle_dir: Path, mode: str) -> Detector:
+def mode_detector(bundle_dir: Path, mode: str, **options) -> Detector:
     """A Detector on the bundle with its input resized the way ``mode`` names."""
-    bundle = load_bundle(bundle_dir)
-    options = {}
-    if mode in ('stretch', 'letterbox'):
-        bundle = dataclasses.replace(bundle, input=dataclasses.replace(bundle.input, resize=mode))
-        if getattr(bundle.input, 'flexible', False):
-            options['input_size'] = 'fixed'
-    elif mode == 'keep':
-        options['input_size'] = 'keep_aspect'
-    elif mode == 'tiling':
-        options['input_size'] = 'keep_aspect'
-        options['tiling'] = True
-    else:
+    if mode not in MODES:
         raise ValueError(f'unknown mode {mode!r}; modes: {MODES}')
-    return Detector(bundle, **options)
+    if mode == 'tiling':
+        return Detector(load_bundle(bundle_dir), resize='keep_aspect', tiling=True, **options)
+    return Detector(load_bundle(bundle_dir), resize=mode, **options)
 
 
 def frame_recall(detector: Detector, root: Path, frame: str) -> dict:
@@ -80,7 +71,7 @@ def main(argv=None) -> int:
         found = sum(r['found'] for r in per_frame.values())
         counted = sum(r['counted'] for r in per_frame.values())
         report[mode] = {'frames': per_frame, 'found': found, 'counted': counted,
-                        'input': list(getattr(detector, 'last_input_size', ()) or ())}
+                        'input': list(detector.last_input_size)}
         detector.close()
     print(json.dumps(report, indent=1))
     return 0
