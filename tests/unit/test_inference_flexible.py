@@ -134,3 +134,13 @@ def test_keep_aspect_letterboxes_into_the_chosen_size(flexible):
     assert resized.shape == (32, 128, 3) and t2 == t
     with pytest.raises(ValueError, match='one network input size'):
         pre([image, np.zeros((64, 64, 3), np.uint8)])
+
+
+def test_cached_pretrained_bundle_of_an_older_version_is_outdated(tmp_path):
+    import dataclasses
+
+    from aiat_perception.pretrained import PRETRAINED_VERSION, VERSION_KEY, outdated_reason
+    old = load_bundle(make_synthetic_bundle(tmp_path / 'old'))     # no version: the stretch bundle
+    assert 'version 1' in outdated_reason(old)
+    current = dataclasses.replace(old, provenance={VERSION_KEY: PRETRAINED_VERSION})
+    assert outdated_reason(current) is None
