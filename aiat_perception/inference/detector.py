@@ -11,7 +11,8 @@ import numpy as np
 
 from .backends import Backend, create_backend
 from .bundle import RESIZE_MODES, Bundle, load_bundle
-from .decode import Detections, GflDecoder
+from .decode import Detections, GflDecoder, batched_nms, nms
+from .tiling import auto_grid, cut_by_tile_edge, parse_grid, tile_windows
 from .preprocess import Preprocessor
 
 
@@ -41,6 +42,9 @@ class Detector:
     ``resize`` overrides the bundle's resize mode (stretch, letterbox, keep_aspect); keep_aspect
     (flexible bundles only) picks per image size a network input that keeps the aspect ratio
     within ``pixel_budget`` pixels (default: the bundle's trained input's pixel count).
+    ``tiling``: also run overlapping tiles of each image (``tile_grid`` rows x cols, (0, 0) =
+    about square tiles; neighbours overlap by ``tile_overlap``) and merge them with the full frame
+    by NMS: finds smaller, farther objects at several times the cost (see tiling.py).
     """
 
     def __init__(self, bundle: Union[Bundle, str, os.PathLike], backend: Union[str, Backend] = 'onnxruntime',
@@ -48,6 +52,7 @@ class Detector:
                  max_detections: Optional[int] = None, pre_nms_top_k: Optional[int] = None,
                  class_agnostic_nms: Optional[bool] = None, interpolation: str = 'linear',
                  resize: Optional[str] = None, pixel_budget: Optional[int] = None,
+                 tiling: bool = False, tile_grid: Sequence[int] = (0, 0), tile_overlap: float = 0.2,
                  **backend_options: Any):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         if resize is not None and resize != self.bundle.input.resize:
@@ -74,6 +79,11 @@ class Detector:
         self.pre_nms_top_k = post.pre_nms_top_k if pre_nms_top_k is None else int(pre_nms_top_k)
         self.class_agnostic_nms = (post.class_agnostic_nms if class_agnostic_nms is None
                                    else bool(class_agnostic_nms))
+        self.tiling = bool(tiling)
+        self.tile_grid = parse_grid(tuple(tile_grid))
+        if not 0.0 <= float(tile_overlap) < 1.0:
+            raise ValueError(f'tile_overlap must be in [0, 1), got {tile_overlap}')
+        self.tile_overlap = float(tile_overlap)
         self.last_times = StageTimes()
         self.last_input_size = (self.bundle.input.height, self.bundle.input.width)
         self._scores_name = self.bundle.outputs['scores'].name
@@ -98,6 +108,11 @@ class Detector:
             raise ValueError(f'{len(images)} images but {len(encodings)} encodings')
         if not images:
             raise ValueError('no images to detect in')
+        if self.tiling:
+            return self._detect_tiled(images, encodings)
+        return self._detect(images, encodings)
+
+    def _detect(self, images: List[np.ndarray], encodings: Sequence[Optional[str]]) -> List[Detections]:
         # one network run per input size (keep_aspect: images of other sizes get other inputs)
         groups: Dict[Tuple[int, int], List[int]] = {}
         for i, img in enumerate(images):
@@ -126,6 +141,42 @@ class Detector:
             self.last_input_size = (int(batch.shape[2]), int(batch.shape[3]))
         self.last_times = times
         return results  # type: ignore[return-value]
+
+    def _detect_tiled(self, images: List[np.ndarray], encodings: Sequence[Optional[str]]
+                      ) -> List[Detections]:
+        crops, encs, owners, windows = [], [], [], []
+        for i, (image, enc) in enumerate(zip(images, encodings)):
+            h, w = np.shape(image)[:2]
+            rows, cols = self.tile_grid if self.tile_grid != (0, 0) else auto_grid(w, h)
+            for window in [(0, 0, w, h)] + tile_windows(w, h, rows, cols, self.tile_overlap):
+                x0, y0, x1, y1 = window
+                crops.append(image if window == (0, 0, w, h)
+                             else np.ascontiguousarray(image[y0:y1, x0:x1]))
+                encs.append(enc)
+                owners.append(i)
+                windows.append(window)
+        found = self._detect(crops, encs)
+        first = np.shape(images[0])
+        full_size = self.preprocessor.input_size(first[1], first[0])
+        merged = []
+        for i, image in enumerate(images):
+            h, w = np.shape(image)[:2]
+            boxes, scores, classes = [], [], []
+            for det, owner, window in zip(found, owners, windows):
+                if owner != i:
+                    continue
+                b = det.boxes + np.array(window[:2] * 2, np.float32)
+                keep = ~cut_by_tile_edge(b, window, w, h) if window != (0, 0, w, h) else slice(None)
+                boxes.append(b[keep]), scores.append(det.scores[keep]), classes.append(det.class_ids[keep])
+            boxes, scores, classes = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
+            if self.class_agnostic_nms:
+                keep = nms(boxes, scores, self.nms_iou_threshold, self.max_detections)
+            else:
+                keep = batched_nms(boxes, scores, classes, self.nms_iou_threshold, self.max_detections)
+            merged.append(Detections(boxes[keep].astype(np.float32), scores[keep],
+                                     classes[keep].astype(np.int64), self.bundle.classes))
+        self.last_input_size = full_size
+        return merged
 
     def decoder_for(self, height: int, width: int) -> GflDecoder:
         """The decoder (cell layout) of one network input size."""

@@ -144,3 +144,40 @@ def test_cached_pretrained_bundle_of_an_older_version_is_outdated(tmp_path):
     assert 'version 1' in outdated_reason(old)
     current = dataclasses.replace(old, provenance={VERSION_KEY: PRETRAINED_VERSION})
     assert outdated_reason(current) is None
+
+
+def test_tile_windows_cover_the_frame_with_overlap():
+    from aiat_perception.inference.tiling import auto_grid, cut_by_tile_edge, parse_grid, tile_windows
+    assert auto_grid(1242, 375) == (1, 3) and auto_grid(375, 1242) == (3, 1) and auto_grid(640, 480) == (1, 1)
+    assert tile_windows(640, 480, 1, 1, 0.2) == []
+    wins = tile_windows(1242, 375, 1, 3, 0.2)
+    assert len(wins) == 3 and wins[0][0] == 0 and wins[-1][2] == 1242
+    assert all(y0 == 0 and y1 == 375 for _, y0, _, y1 in wins)
+    for (a0, _, a1, _), (b0, _, b1, _) in zip(wins, wins[1:]):
+        assert b0 < a1 and (a1 - b0) == pytest.approx(0.2 * (a1 - a0), abs=2)
+    boxes = np.array([[10, 10, 50, 50], [wins[1][0] + 1, 10, wins[1][0] + 40, 60],
+                      [wins[1][2] - 30, 10, wins[1][2] - 1, 60]], np.float32)
+    assert cut_by_tile_edge(boxes, wins[1], 1242, 375).tolist() == [True, True, True]
+    assert cut_by_tile_edge(boxes[:1], wins[0], 1242, 375).tolist() == [False]
+    for bad in ((1, 0), (17, 1), (1,)):
+        with pytest.raises(ValueError):
+            parse_grid(bad)
+    with pytest.raises(ValueError):
+        tile_windows(100, 100, 1, 2, 1.0)
+
+
+def test_tiling_merges_full_frame_and_tiles(flexible):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (60, 200, 3), np.uint8)
+    plain = Detector(flexible, score_threshold=0.3, pixel_budget=64 * 64)
+    tiled = Detector(flexible, score_threshold=0.3, pixel_budget=64 * 64, tiling=True)
+    full = plain.detect_one(image)
+    merged, again = tiled.detect([image, image])
+    np.testing.assert_array_equal(merged.boxes, again.boxes)
+    assert tiled.last_input_size == (32, 128)          # the full frame's input
+    assert np.all(merged.boxes[:, 2] <= 200) and np.all(merged.boxes[:, 3] <= 60)
+    assert np.all(np.diff(merged.scores) <= 0) and len(merged) <= tiled.max_detections
+    # every full-frame detection survives or is replaced by a higher-scoring overlapping box
+    assert merged.scores.max(initial=0) >= full.scores.max(initial=0)
+    with pytest.raises(ValueError, match='tile_overlap'):
+        Detector(flexible, tiling=True, tile_overlap=1.0)
