@@ -90,8 +90,10 @@ class CameraDetector(Node):
                 options['allow_spinning'] = p['ort_allow_spinning']
                 if p['num_threads']:
                     options['intra_op_threads'] = p['num_threads']
-            self.detector = Detector(bundle_path, backend=p['backend'], **options)
-        except (BundleError, FileNotFoundError) as exc:
+            self.detector = Detector(bundle_path, backend=p['backend'], resize=p['resize'] or None,
+                                     pixel_budget=p['pixel_budget'] or None, tiling=p['tiling'],
+                                     tile_overlap=p['tile_overlap'], **options)
+        except (BundleError, FileNotFoundError, ValueError) as exc:
             raise ParameterError(f'bundle_path: {exc}') from exc
         problems = validate(p, self.detector.classes)
         if problems:
