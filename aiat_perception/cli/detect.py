@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-PRETRAINED_NAME = 'nanodet-coco-416'
+from aiat_perception.pretrained import PRETRAINED_NAME, outdated_reason
+
 PRETRAINED_MODULE = 'aiat_training.nanodet.pretrained'
 
 
@@ -37,8 +38,10 @@ def ensure_default_bundle(quiet: bool = False) -> Path:
     problem = f'no pretrained bundle at {path}'
     if (path / 'bundle.yaml').is_file():
         try:
-            load_bundle(path)
-            return path
+            reason = outdated_reason(load_bundle(path))
+            if reason is None:
+                return path
+            problem = f'the pretrained bundle at {path} is outdated ({reason})'
         except BundleError as exc:
             problem = f'the pretrained bundle is damaged ({exc})'
     if importlib.util.find_spec('aiat_training') is None:
@@ -70,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--backend', default='onnxruntime', help='onnxruntime (default) or torch')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda, tensorrt (onnxruntime)')
     parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--resize', choices=('stretch', 'letterbox', 'keep_aspect'),
+                        help="how images reach the network input; default: the bundle's "
+                             "(keep_aspect for the pretrained COCO bundle)")
     parser.add_argument('--output-dir', type=Path, help='write annotated images here')
     parser.add_argument('--json', action='store_true', help='print one JSON document')
     return parser
@@ -94,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError('--batch-size must be >= 1')
     bundle_path = args.bundle if args.bundle is not None else ensure_default_bundle(quiet=args.json)
     try:
-        detector = Detector(bundle_path, backend=args.backend, device=args.device,
+        detector = Detector(bundle_path, backend=args.backend, device=args.device, resize=args.resize,
                             score_threshold=args.score_threshold, nms_iou_threshold=args.nms_threshold,
                             max_detections=args.max_detections)
     except (BundleError, ValueError, RuntimeError) as exc:

@@ -1,14 +1,16 @@
 """Optimization-profile shapes for an engine, from the bundle's input spec.
 
-Today a bundle has one fixed input size, so only the batch varies between the profile's min, opt and
-max. When bundles gain flexible input sizes with a maximum-pixel rule, :func:`profile_shapes` is the
-one function that changes: it will spread height and width over the allowed range too.
+A fixed bundle has one input size, so only the batch varies between the profile's min, opt and max.
+A flexible bundle's profile spreads height and width too: min one ``size_multiple`` square, opt the
+trained size, max a size whose pixel count MAX_INPUT_PIXELS bounds (the rule every backend and the
+bundle validation use).
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple, Union
+import math
+from typing import Dict, Optional, Sequence, Tuple, Union
 
-from ..inference.bundle import InputSpec
+from ..inference.bundle import MAX_INPUT_PIXELS, InputSpec
 
 Shape = Tuple[int, ...]
 BatchProfile = Tuple[int, int, int]
@@ -49,13 +51,34 @@ def check_batch(batch: Sequence[int]) -> BatchProfile:
     return (low, opt, high)
 
 
-def profile_shapes(bundle_input_spec: InputSpec, batch: Sequence[int] = (1, 1, 1)
-                   ) -> Dict[str, Tuple[Shape, Shape, Shape]]:
-    """{input name: (min shape, opt shape, max shape)} for ``IOptimizationProfile.set_shape``."""
+def profile_shapes(bundle_input_spec: InputSpec, batch: Sequence[int] = (1, 1, 1),
+                   max_size: Optional[Tuple[int, int]] = None) -> Dict[str, Tuple[Shape, Shape, Shape]]:
+    """{input name: (min shape, opt shape, max shape)} for ``IOptimizationProfile.set_shape``.
+
+    ``max_size`` (height, width; flexible bundles only): the largest input the engine takes,
+    multiples of the bundle's size_multiple, at most MAX_INPUT_PIXELS pixels; default the largest
+    square within MAX_INPUT_PIXELS.
+    """
     spec = bundle_input_spec
     low, opt, high = check_batch(tuple(batch))
     chw = (spec.channels, spec.height, spec.width)
-    return {spec.name: ((low,) + chw, (opt,) + chw, (high,) + chw)}
+    if not spec.flexible:
+        if max_size is not None and tuple(max_size) != (spec.height, spec.width):
+            raise ProfileError(f'input {spec.name!r} is fixed at {spec.height}x{spec.width}; '
+                               f'max size {tuple(max_size)} needs a flexible bundle')
+        return {spec.name: ((low,) + chw, (opt,) + chw, (high,) + chw)}
+    m = spec.size_multiple
+    if max_size is None:
+        side = int(math.isqrt(MAX_INPUT_PIXELS)) // m * m
+        max_size = (side, side)
+    max_h, max_w = (int(v) for v in max_size)
+    if max_h % m or max_w % m or max_h < spec.height or max_w < spec.width:
+        raise ProfileError(f'max size {max_h}x{max_w}: needs multiples of {m}, at least the trained '
+                           f'{spec.height}x{spec.width}')
+    if max_h * max_w > MAX_INPUT_PIXELS:
+        raise ProfileError(f'max size {max_h}x{max_w} = {max_h * max_w} pixels is over '
+                           f'MAX_INPUT_PIXELS = {MAX_INPUT_PIXELS}')
+    return {spec.name: ((low, spec.channels, m, m), (opt,) + chw, (high, spec.channels, max_h, max_w))}
 
 
 def check_network_input(name: str, network_shape: Sequence[int],

@@ -7,6 +7,7 @@ loads is one the decoder can trust. See docs/contributing.md, "Model bundle cont
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import math
 import shutil
@@ -25,7 +26,7 @@ SCHEMA_VERSION = 1
 BUNDLE_FILE = 'bundle.yaml'
 DEFAULT_MODEL_FILE = 'model.onnx'
 COLOR_ORDERS = ('BGR', 'RGB', 'GRAY')
-RESIZE_MODES = ('stretch', 'letterbox')
+RESIZE_MODES = ('stretch', 'letterbox', 'keep_aspect')  # keep_aspect: flexible inputs only
 DECODER_TYPES = ('nanodet_gfl',)
 
 # Largest network input (height x width) a bundle may declare: 4096x4096 is ~100x NanoDet's
@@ -46,7 +47,7 @@ KNOWN_KEYS = {
          'postprocess', 'provenance'),
     'model': ('file', 'sha256', 'format', 'opset'),
     'input': ('name', 'layout', 'height', 'width', 'color_order', 'resize', 'mean', 'std', 'dtype',
-              'pad_value'),
+              'pad_value', 'flexible', 'size_multiple'),
     'outputs': ('scores', 'boxes'),
     'outputs.scores': ('name', 'shape'),
     'outputs.boxes': ('name', 'shape'),
@@ -82,6 +83,10 @@ class InputSpec:
     layout: str = 'NCHW'
     dtype: str = 'float32'
     pad_value: float = 114.0    # letterbox border, in input pixel units (before normalisation)
+    # flexible: the graph takes any height and width that are multiples of size_multiple (a fully
+    # convolutional detector; height x width is then the trained size and the default pixel budget)
+    flexible: bool = False
+    size_multiple: int = 1
 
     @property
     def channels(self) -> int:
@@ -155,7 +160,9 @@ class Bundle:
                       'height': self.input.height, 'width': self.input.width,
                       'color_order': self.input.color_order, 'resize': self.input.resize,
                       'mean': list(self.input.mean), 'std': list(self.input.std),
-                      'dtype': self.input.dtype, 'pad_value': self.input.pad_value},
+                      'dtype': self.input.dtype, 'pad_value': self.input.pad_value,
+                      **({'flexible': True, 'size_multiple': self.input.size_multiple}
+                         if self.input.flexible else {})},
             'outputs': {key: {'name': out.name, 'shape': list(out.shape)}
                         for key, out in self.outputs.items()},
             'classes': list(self.classes),
@@ -260,6 +267,7 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     if len(set(classes)) != len(classes):
         raise top.fail('classes', 'class names must be unique')
 
+    flexible = in_f.boolean('flexible', False)
     dec_f = _sub(top, 'decoder')
     strides = dec_f.get('strides')
     if (not isinstance(strides, (list, tuple)) or not strides
@@ -270,6 +278,7 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
                           reg_max=dec_f.integer('reg_max', minimum=0, maximum=64),
                           scores_are_probabilities=dec_f.boolean('scores_are_probabilities', True),
                           cell_offset=dec_f.number('cell_offset', DEFAULT_CELL_OFFSET, 0.0, 1.0))
+    inp = _flexible_input(inp, in_f, flexible, max(decoder.strides))
 
     post_f = _fields(top.get('postprocess', {}), 'postprocess', source)
     post = PostprocessSpec(score_threshold=post_f.number('score_threshold', 0.35, 0.0, 1.0),
@@ -291,6 +300,9 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
         if len(out.shape) != 3:
             raise BundleError(f'{source}: outputs.{key}.shape must have rank 3 [batch, cells, '
                               f'values], got {list(out.shape)}')
+        if inp.flexible and isinstance(out.shape[1], int):
+            raise BundleError(f'{source}: outputs.{key}.shape[1] is {out.shape[1]} but a flexible '
+                              f'input gives a cell count per input size: use a name (e.g. cells)')
         if isinstance(out.shape[1], int) and out.shape[1] != cells:
             raise BundleError(f'{source}: outputs.{key}.shape[1] is {out.shape[1]} but input '
                               f'{inp.height}x{inp.width} with strides {list(strides)} gives {cells} cells')
@@ -306,6 +318,25 @@ def bundle_from_dict(data: Any, directory: Path, source: Optional[Path] = None) 
     return Bundle(path=Path(directory), name=top.string('name'), schema_version=version,
                   model=model, input=inp, outputs=outputs, classes=tuple(classes),
                   decoder=decoder, postprocess=post, provenance=provenance)
+
+
+def _flexible_input(inp: InputSpec, in_f: YamlSection, flexible: bool, largest_stride: int) -> InputSpec:
+    """input.flexible / input.size_multiple, checked against the strides; keep_aspect needs both."""
+    if not flexible:
+        if in_f.has('size_multiple'):
+            raise in_f.fail('size_multiple', 'only a flexible input (flexible: true) has a size multiple')
+        if inp.resize == 'keep_aspect':
+            raise in_f.fail('resize', 'keep_aspect picks an input size per image and needs '
+                                      'flexible: true (a graph with dynamic height and width)')
+        return inp
+    multiple = in_f.integer('size_multiple', largest_stride, minimum=1, maximum=MAX_INTEGER)
+    if multiple % largest_stride:
+        raise in_f.fail('size_multiple', f'{multiple} is not a multiple of the largest stride '
+                                         f'{largest_stride}')
+    if inp.height % multiple or inp.width % multiple:
+        raise in_f.fail('height', f'flexible input {inp.height}x{inp.width} is not a multiple of '
+                                  f'size_multiple {multiple}')
+    return dataclasses.replace(inp, flexible=True, size_multiple=multiple)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,6 +399,9 @@ def check_onnx_matches(bundle: Bundle, onnx_path: Optional[Path] = None) -> Opti
         raise BundleError(f'{path}: input {inp.name!r} has {shape[1]} channels, metadata '
                           f'color_order {inp.color_order} needs {inp.channels}')
     for axis, label, want in ((2, 'height', inp.height), (3, 'width', inp.width)):
+        if inp.flexible and isinstance(shape[axis], int):
+            raise BundleError(f'{path}: input {inp.name!r} {label} is fixed at {shape[axis]} in the '
+                              f'graph, metadata says input.flexible: true (export with dynamic axes)')
         if isinstance(shape[axis], int) and shape[axis] != want:
             raise BundleError(f'{path}: input {inp.name!r} {label} is {shape[axis]}, metadata '
                               f'input.{label} is {want}')
@@ -380,7 +414,7 @@ def check_onnx_matches(bundle: Bundle, onnx_path: Optional[Path] = None) -> Opti
         if len(got) != 3:
             raise BundleError(f'{path}: output {out.name!r} has rank {len(got)} {list(got)}, '
                               f'expected 3 [batch, cells, values]')
-        if isinstance(got[1], int) and got[1] != cells:
+        if isinstance(got[1], int) and (inp.flexible or got[1] != cells):
             raise BundleError(f'{path}: output {out.name!r} has {got[1]} cells, metadata '
                               f'(input {inp.height}x{inp.width}, strides {list(bundle.decoder.strides)}) '
                               f'gives {cells}')
@@ -427,7 +461,8 @@ def _fill_output_shapes(data: Dict[str, Any]) -> None:
     outputs = data.setdefault('outputs', {'scores': {'name': 'scores'}, 'boxes': {'name': 'box_dist'}})
     try:
         decoder = data['decoder']
-        cells = num_cells(data['input']['height'], data['input']['width'], decoder['strides'])
+        cells = ('cells' if data['input'].get('flexible') is True
+                 else num_cells(data['input']['height'], data['input']['width'], decoder['strides']))
         values = {'scores': len(data['classes']), 'boxes': 4 * (decoder['reg_max'] + 1)}
     except (KeyError, TypeError, ZeroDivisionError):
         return  # bundle_from_dict reports what is missing

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .bundle import InputSpec
+from .input_size import aspect_input_size, check_pixel_budget, default_pixel_budget
 
 # the normalisation NanoDet's COCO weights were trained with (BGR order); the default training input
 NANODET_BGR_MEAN = (103.53, 116.28, 123.675)
@@ -69,22 +70,45 @@ class Preprocessor:
     same batch size: consume (run the network on) it before preprocessing the next batch.
     """
 
-    def __init__(self, spec: InputSpec, interpolation: str = 'linear'):
+    def __init__(self, spec: InputSpec, interpolation: str = 'linear',
+                 pixel_budget: Optional[int] = None):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f'interpolation {interpolation!r} is not one of {sorted(INTERPOLATIONS)}')
+        if spec.resize == 'keep_aspect' and not spec.flexible:
+            raise ValueError('resize keep_aspect needs a flexible input (input.flexible: true)')
         self.spec = spec
+        # keep_aspect: network input size per image size, within this many pixels
+        self.pixel_budget = (default_pixel_budget(spec) if pixel_budget is None
+                             else check_pixel_budget(pixel_budget, max(1, spec.size_multiple)))
+        self._sizes: Dict[Tuple[int, int], Tuple[int, int]] = {}
         self.interpolation = INTERPOLATIONS[interpolation]
         self.channels = spec.channels
         self.mean = np.asarray(spec.mean, np.float32)
         self.inv_std = (1.0 / np.asarray(spec.std, np.float64)).astype(np.float32)
         self.pad_values = ((spec.pad_value - self.mean) * self.inv_std).astype(np.float32)
-        self._buffers: Dict[int, np.ndarray] = {}
+        self._buffers: Dict[Tuple[int, int, int], np.ndarray] = {}
 
-    def buffer(self, batch: int) -> np.ndarray:
-        buf = self._buffers.get(batch)
+    def input_size(self, width: int, height: int) -> Tuple[int, int]:
+        """(height, width) of the network input for an image of this size: the bundle's size, or
+        with keep_aspect the aspect-keeping size within the pixel budget."""
+        if self.spec.resize != 'keep_aspect':
+            return self.spec.height, self.spec.width
+        size = self._sizes.get((width, height))
+        if size is None:
+            size = aspect_input_size(width, height, self.pixel_budget, self.spec.size_multiple)
+            if len(self._sizes) >= 64:      # camera resolutions are few; a stream of odd sizes is not
+                self._sizes.clear()
+            self._sizes[(width, height)] = size
+        return size
+
+    def buffer(self, batch: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        net_h, net_w = size or (self.spec.height, self.spec.width)
+        buf = self._buffers.get((batch, net_h, net_w))
         if buf is None:
-            buf = np.empty((batch, self.channels, self.spec.height, self.spec.width), np.float32)
-            self._buffers[batch] = buf
+            if len(self._buffers) >= 8:
+                self._buffers.clear()
+            buf = np.empty((batch, self.channels, net_h, net_w), np.float32)
+            self._buffers[(batch, net_h, net_w)] = buf
         return buf
 
     def __call__(self, images: Union[np.ndarray, Sequence[np.ndarray]],
@@ -98,7 +122,12 @@ class Preprocessor:
             raise ValueError(f'{len(images)} images but {len(encodings)} encodings')
         if len(images) == 0:
             raise ValueError('no images to preprocess')
-        out = self.buffer(len(images))
+        sizes = {self.input_size(img.shape[1], img.shape[0]) for img in images
+                 if isinstance(img, np.ndarray) and img.ndim >= 2}
+        if len(sizes) > 1:
+            raise ValueError(f'images of one batch need one network input size, these give '
+                             f'{sorted(sizes)}: preprocess them in separate batches')
+        out = self.buffer(len(images), sizes.pop() if sizes else None)
         transforms = [self.fill(out[i], img, enc) for i, (img, enc) in enumerate(zip(images, encodings))]
         return out, transforms
 
@@ -120,7 +149,8 @@ class Preprocessor:
             raise ValueError(f'image of shape {image.shape} does not fit encoding {encoding!r} '
                              f'({want_ch} channel(s))')
         h, w = image.shape[:2]
-        transform, region_w, region_h = self.geometry(w, h)
+        net_h, net_w = out.shape[1:]
+        transform, region_w, region_h = self.geometry(w, h, (net_h, net_w))
         if (w, h) != (region_w, region_h):
             image = cv2.resize(image, (region_w, region_h), interpolation=self.interpolation)
 
@@ -137,7 +167,7 @@ class Preprocessor:
             order = self.spec.color_order  # 'BGR' or 'RGB'
             planes = [image[:, :, layout.index(ch)] for ch in order]
 
-        if region_w != self.spec.width or region_h != self.spec.height:
+        if region_w != net_w or region_h != net_h:
             px, py = int(transform.pad_x), int(transform.pad_y)
             out[:] = self.pad_values[:, None, None]
             target = out[:, py:py + region_h, px:px + region_w]
@@ -148,10 +178,12 @@ class Preprocessor:
             np.multiply(target[c], self.inv_std[c], out=target[c])
         return transform
 
-    def geometry(self, width: int, height: int) -> Tuple[Transform, int, int]:
-        """How an image of this size reaches the network input: its transform and the size of the
-        resized region (the whole input for stretch; the centred, aspect-keeping part for letterbox)."""
-        net_h, net_w = self.spec.height, self.spec.width
+    def geometry(self, width: int, height: int, size: Optional[Tuple[int, int]] = None
+                 ) -> Tuple[Transform, int, int]:
+        """How an image of this size reaches the network input of ``size`` (height, width; default
+        :meth:`input_size`): its transform and the size of the resized region (the whole input for
+        stretch; the centred, aspect-keeping part for letterbox and keep_aspect)."""
+        net_h, net_w = size or self.input_size(width, height)
         if self.spec.resize == 'stretch':
             return Transform(net_w / width, net_h / height, 0.0, 0.0, int(width), int(height)), net_w, net_h
         s = min(net_w / width, net_h / height)
@@ -165,10 +197,10 @@ class Preprocessor:
         transform. Training augments between the two halves; :meth:`fill` on the result then only
         orders channels and normalises."""
         h, w = image.shape[:2]
-        transform, region_w, region_h = self.geometry(w, h)
+        net_h, net_w = self.input_size(w, h)
+        transform, region_w, region_h = self.geometry(w, h, (net_h, net_w))
         if (w, h) != (region_w, region_h):
             image = cv2.resize(image, (region_w, region_h), interpolation=self.interpolation)
-        net_h, net_w = self.spec.height, self.spec.width
         if (region_w, region_h) != (net_w, net_h):
             canvas = np.full((net_h, net_w) + image.shape[2:], int(round(self.spec.pad_value)), np.uint8)
             px, py = int(transform.pad_x), int(transform.pad_y)

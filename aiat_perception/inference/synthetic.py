@@ -19,7 +19,8 @@ from .preprocess import NANODET_BGR_MEAN, NANODET_BGR_STD
 def build_onnx(path: Union[str, Path], height: int = 64, width: int = 64, num_classes: int = 3,
                strides: Sequence[int] = (8, 16, 32), reg_max: int = 7, channels: int = 3,
                input_name: str = 'images', scores_name: str = 'scores', boxes_name: str = 'box_dist',
-               opset: int = 17, seed: int = 0) -> Path:
+               opset: int = 17, seed: int = 0, flexible: bool = False) -> Path:
+    """``flexible``: symbolic height, width and cell count (the graph runs at any size)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -46,10 +47,11 @@ def build_onnx(path: Union[str, Path], height: int = 64, width: int = 64, num_cl
             parts.append(conv + '_t')
     nodes.append(helper.make_node('Concat', score_parts, [scores_name], axis=1))
     nodes.append(helper.make_node('Concat', box_parts, [boxes_name], axis=1))
-    cells = num_cells(height, width, strides)
+    cells = 'cells' if flexible else num_cells(height, width, strides)
+    in_hw = ['height', 'width'] if flexible else [height, width]
     graph = helper.make_graph(
         nodes, 'synthetic_nanodet',
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ['batch', channels, height, width])],
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ['batch', channels] + in_hw)],
         [helper.make_tensor_value_info(scores_name, TensorProto.FLOAT, ['batch', cells, num_classes]),
          helper.make_tensor_value_info(boxes_name, TensorProto.FLOAT, ['batch', cells, 4 * bins])],
         inits)
@@ -65,9 +67,10 @@ def build_onnx(path: Union[str, Path], height: int = 64, width: int = 64, num_cl
 
 def synthetic_meta(height: int = 64, width: int = 64, num_classes: int = 3,
                    strides: Sequence[int] = (8, 16, 32), reg_max: int = 7,
-                   color_order: str = 'BGR', resize: str = 'stretch') -> Dict[str, Any]:
+                   color_order: str = 'BGR', resize: str = 'stretch',
+                   flexible: bool = False) -> Dict[str, Any]:
     channels = 1 if color_order == 'GRAY' else 3
-    return {
+    meta = {
         'name': 'synthetic',
         'input': {'name': 'images', 'layout': 'NCHW', 'height': height, 'width': width,
                   'color_order': color_order, 'resize': resize,
@@ -82,6 +85,9 @@ def synthetic_meta(height: int = 64, width: int = 64, num_classes: int = 3,
         'provenance': {'source': 'synthetic random weights', 'license': 'Apache-2.0',
                        'tool': 'aiat_perception.inference.synthetic'},
     }
+    if flexible:
+        meta['input'].update(flexible=True, size_multiple=max(strides))
+    return meta
 
 
 def make_synthetic_bundle(out_dir: Union[str, Path], **kwargs: Any) -> Path:
@@ -90,7 +96,7 @@ def make_synthetic_bundle(out_dir: Union[str, Path], **kwargs: Any) -> Path:
     meta_keys = ('height', 'width', 'num_classes', 'strides', 'reg_max')
     meta = synthetic_meta(**{k: kwargs[k] for k in meta_keys if k in kwargs},
                           color_order=kwargs.pop('color_order', 'BGR'),
-                          resize=kwargs.pop('resize', 'stretch'))
+                          resize=kwargs.pop('resize', 'stretch'), flexible=kwargs.get('flexible', False))
     if kwargs.get('channels', 3) == 1 and meta['input']['color_order'] != 'GRAY':
         raise ValueError('channels=1 needs color_order GRAY')
     onnx_path = build_onnx(out_dir.parent / f'.{out_dir.name}.onnx', **kwargs)

@@ -45,7 +45,8 @@ class TorchBackend(Backend):
             module = module.to(self._device).eval()
         self.module = module
         b = bundle
-        self._input = TensorInfo(b.input.name, ('batch', b.input.channels, b.input.height, b.input.width))
+        size = ('height', 'width') if b.input.flexible else (b.input.height, b.input.width)
+        self._input = TensorInfo(b.input.name, ('batch', b.input.channels) + size)
         self._outputs = {out.name: TensorInfo(out.name, tuple(out.shape)) for out in b.outputs.values()}
         self._order = [b.outputs['scores'].name, b.outputs['boxes'].name]
 

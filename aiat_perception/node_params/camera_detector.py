@@ -87,6 +87,14 @@ TABLE = ParameterTable('camera_detector', [
           choices=('auto', 'publication_sequence', 'message_lost_event', 'none')),
     Param('max_decoded_pixels', 0, 'largest input image in pixels (width x height); 0 = automatic: '
           '4x the first valid frame, at most DEFAULT_MAX_PIXELS', range=(0, INT64_MAX)),
+    Param('resize', '', "how frames reach the network input: stretch, letterbox, keep_aspect "
+          "(flexible bundles: an input per camera resolution keeping the aspect ratio); '' = the bundle's",
+          choices=('', 'stretch', 'letterbox', 'keep_aspect')),
+    Param('pixel_budget', 0, 'keep_aspect: most network input pixels; 0 = the bundle trained size '
+          '(416x416 = 173056 for the pretrained bundle), at most MAX_INPUT_PIXELS', range=(0, INT64_MAX)),
+    Param('tiling', False, 'also run overlapping tiles of each frame and merge them with the full '
+          'frame by NMS: finds farther, smaller objects at about 3-4x the inference cost'),
+    Param('tile_overlap', 0.2, 'tiling: share of a tile overlapping its neighbour', range=(0.0, 0.9)),
 ], check=lambda values: cross_field_problems(values))
 
 

@@ -152,7 +152,11 @@ class CameraDetector(Node):
         plan = inference_plan(p, Availability.probe(p['backend']), ort_cache)
         name = 'engine_path' if plan.backend == 'tensorrt' else 'bundle_path'
         try:
-            self.detector = Detector(bundle, backend=plan.backend, **plan.options)
+            self.detector = Detector(bundle, backend=plan.backend, resize=p['resize'] or None,
+                                     pixel_budget=p['pixel_budget'] or None, tiling=p['tiling'],
+                                     tile_overlap=p['tile_overlap'], **plan.options)
+        except ValueError as exc:  # an input size the bundle cannot take (resize, pixel_budget)
+            raise ParameterError(f'resize/pixel_budget: {exc}') from exc
         except EngineMissing as exc:
             raise ParameterError(f'build_engine_if_missing: false and {exc}') from exc
         except (BundleError, FileNotFoundError, EngineMismatch) as exc:

@@ -12,11 +12,12 @@ from typing import Optional, Union
 
 from aiat_perception.assets import cache_dir
 from aiat_perception.inference.bundle import BundleError, load_bundle
+from aiat_perception.pretrained import PRETRAINED_NAME, PRETRAINED_VERSION, VERSION_KEY, outdated_reason
 
 from .coco import COCO_CLASSES
 from .npm_package import ensure_nanodet_files
 
-BUNDLE_NAME = 'nanodet-coco-416'
+BUNDLE_NAME = PRETRAINED_NAME
 
 
 def default_bundle_path() -> Path:
@@ -24,12 +25,14 @@ def default_bundle_path() -> Path:
 
 
 def ensure_pretrained_bundle(path: Optional[Union[str, Path]] = None) -> Path:
-    """Directory of the pretrained COCO bundle; imported and exported once if not valid there."""
+    """Directory of the pretrained COCO bundle; imported and exported once if not valid there
+    (or of an older :data:`PRETRAINED_VERSION`). The bundle is flexible (dynamic height and
+    width) with ``resize: keep_aspect``; ``Detector(..., resize='stretch')`` still stretches."""
     path = Path(path) if path is not None else default_bundle_path()
     if (path / 'bundle.yaml').is_file() and (path / 'model.pt2').is_file():
         try:
-            load_bundle(path)
-            return path
+            if outdated_reason(load_bundle(path)) is None:
+                return path
         except BundleError:
             pass  # damaged or from an older export: build it again
     if path.is_dir() and any(path.iterdir()) and not (path / 'bundle.yaml').is_file():
@@ -42,13 +45,14 @@ def ensure_pretrained_bundle(path: Optional[Union[str, Path]] = None) -> Path:
     provenance = files.provenance()
     provenance['architecture'] = 'NanoDet-g: CSP backbone, PAN neck, GFL head (reg_max 10)'
     provenance['tool'] = 'aiat_training.nanodet.pretrained'
+    provenance[VERSION_KEY] = PRETRAINED_VERSION
     path.parent.mkdir(parents=True, exist_ok=True)
     # Export beside the target and move into place, so no reader sees a half-written bundle.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f'.{path.name}-') as tmp:
         staged = export_bundle(model, Path(tmp) / path.name, COCO_CLASSES, input_size=INPUT_SIZE,
                                score_threshold=0.35, nms_iou_threshold=0.6,
                                provenance=provenance, name=BUNDLE_NAME,
-                               torch_program=True)
+                               torch_program=True, resize='keep_aspect', flexible=True)
         if path.exists():
             shutil.rmtree(path)
         staged.replace(path)

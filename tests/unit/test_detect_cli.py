@@ -120,7 +120,8 @@ def test_dog_photo_end_to_end_builds_pretrained_bundle_on_first_use(tmp_path):
     cache.mkdir()
     (cache / 'npm').symlink_to(cache_dir('npm'), target_is_directory=True)
     env = dict(os.environ, AIAT_CACHE=str(cache))
-    result = _run_cli([str(photo), '--score-threshold', '0.35', '--json',
+    # --resize stretch: the golden scores of check_dog_photo are those of the stretched input
+    result = _run_cli([str(photo), '--score-threshold', '0.35', '--json', '--resize', 'stretch',
                        '--output-dir', str(tmp_path / 'out')], env)
     assert result.returncode == 0, result.stderr
     assert (cache / 'bundles' / 'nanodet-coco-416' / 'bundle.yaml').is_file()
@@ -132,7 +133,8 @@ def test_dog_photo_end_to_end_builds_pretrained_bundle_on_first_use(tmp_path):
                                np.array([d['class_id'] for d in dets], np.int64),
                                tuple(report_classes(dets))))
     assert Path(entry['annotated']).is_file()
-    # a damaged cached model is rebuilt on the next run; text output
+    # a damaged cached model is rebuilt on the next run; text output, the default keep_aspect input
+    # (it scores the truck 0.23 at 352x480, under the threshold: docs/real_camera.md)
     (cache / 'bundles' / 'nanodet-coco-416' / 'model.onnx').write_bytes(b'damaged')
     text = _run_cli([str(photo)], env)
     assert text.returncode == 0, text.stderr
@@ -140,7 +142,6 @@ def test_dog_photo_end_to_end_builds_pretrained_bundle_on_first_use(tmp_path):
     lines = text.stdout.splitlines()
     assert any(line.split()[0] == 'bicycle' for line in lines[1:])
     assert any(line.split()[0] == 'dog' for line in lines[1:])
-    assert any(line.split()[0] == 'truck' for line in lines[1:])
 
 
 def report_classes(dets):

@@ -54,3 +54,22 @@ def test_network_input_must_admit_the_profile():
         check_network_input('images', (-1, 3, 320, 416), shapes['images'])
     with pytest.raises(ProfileError, match='rank 3'):
         check_network_input('images', (-1, 3, 416), shapes['images'])
+
+
+def test_flexible_profile_spreads_height_and_width_within_max_input_pixels():
+    import dataclasses
+
+    import pytest
+
+    from aiat_perception.inference.bundle import MAX_INPUT_PIXELS
+
+    spec = dataclasses.replace(_spec(), height=416, width=416, flexible=True, size_multiple=32)
+    (low, opt, high), = profile_shapes(spec, (1, 2, 4)).values()
+    assert low == (1, 3, 32, 32) and opt == (2, 3, 416, 416) and high[:2] == (4, 3)
+    assert high[2] * high[3] <= MAX_INPUT_PIXELS and high[2] % 32 == 0
+    assert profile_shapes(spec, (1, 1, 1), (448, 1280))[spec.name][2] == (1, 3, 448, 1280)
+    for bad in ((448, 1270), (384, 1280), (4096, 8192)):
+        with pytest.raises(ProfileError):
+            profile_shapes(spec, (1, 1, 1), bad)
+    with pytest.raises(ProfileError, match='flexible'):
+        profile_shapes(_spec(), (1, 1, 1), (384, 1280))

@@ -68,7 +68,8 @@ def test_detector_overrides_and_repr(synthetic):
 
 
 def test_pretrained_bundle_finds_dog_bicycle_truck(coco_bundle):
-    detector = Detector(coco_bundle, score_threshold=0.35)
+    # the golden scores are those of the stretched 416x416 input (the TF.js reference's contract)
+    detector = Detector(coco_bundle, score_threshold=0.35, resize='stretch')
     image = cv2.imread(str(darknet_image('dog.jpg')))
     check_dog_photo(detector.detect_one(image, 'bgr8'))
     # the same photo as RGB, and inside a batch of 4, gives the same detections
@@ -95,8 +96,9 @@ def test_torch_backend_with_pretrained_module_matches_onnxruntime(coco_bundle):
             return torch.sigmoid(cls_logits), box_logits
 
     image = cv2.imread(str(darknet_image('dog.jpg')))
-    via_torch = Detector(coco_bundle, backend='torch', module=Probabilities(model), device='cpu')
-    via_ort = Detector(coco_bundle)
+    via_torch = Detector(coco_bundle, backend='torch', module=Probabilities(model), device='cpu',
+                         resize='stretch')
+    via_ort = Detector(coco_bundle, resize='stretch')
     batch, _ = via_ort.preprocessor([image, image[:, ::-1].copy()])
     a = via_torch.backend.run(batch)
     b = via_ort.backend.run(batch)

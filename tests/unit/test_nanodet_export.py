@@ -168,7 +168,8 @@ def test_non_default_input_is_exported_and_detects_as_pytorch(pretrained_export,
     path = darknet_image('dog.jpg')
     image = cv2.imread(str(path))
     h, w = image.shape[:2]
-    vehicle, coco = (Detector(b.path).detect_one(image, 'bgr8') for b in (bundle, coco_bundle))
+    vehicle, coco = (Detector(b.path, resize='stretch').detect_one(image, 'bgr8')
+                     for b in (bundle, coco_bundle))
 
     item = TrainingDataset(DetectionDataset([Sample(path, w, h)], list(COCO_CLASSES)), section, augment=False)[0]
     with torch.no_grad():
