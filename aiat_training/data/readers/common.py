@@ -98,7 +98,13 @@ class ReadContext:
             self.issue(K.BOX_OUTSIDE_IMAGE, file, f'box {[round(v, 2) for v in (x1, y1, x2, y2)]} has no '
                        f'area inside the {width}x{height} image', line, where)
             return None
-        return box
+        # Samples store float32: a box thinner than float32 resolves (0 .. 1e-320, 50 .. 50+1e-9)
+        # would be kept with zero width, so the area is checked on the values as stored.
+        x1, y1, x2, y2 = np.asarray(box, np.float32).tolist()
+        if x2 <= x1 or y2 <= y1:
+            self.issue(K.INVALID_BOX, file, f'box {box} has no area at float32 precision', line, where)
+            return None
+        return [x1, y1, x2, y2]
 
     def resolve(self, name: str, file, line=None, where=None):
         """Dataset class name -> model class id (int), 'ignore', 'drop', or None (issue reported)."""
