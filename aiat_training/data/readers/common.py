@@ -20,8 +20,25 @@ def image_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as im:
             return im.size
-    except (FileNotFoundError, UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError):     # ValueError: a NUL in the name
         return None
+
+
+def is_file(path) -> bool:
+    """``Path.is_file()``, but False for a name the system refuses (longer than NAME_MAX, ...): a
+    label file can name any image, and pathlib only hides 'not found'-like errors."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path) -> bool:
+    """``Path.is_dir()`` with the same answer for a refused name as :func:`is_file`."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 MAX_IMAGE_SIDE = 100_000     # a size a label file claims beyond this is malformed, not an image
@@ -52,7 +69,7 @@ def read_text(ctx: 'ReadContext', path: Path, kind: str = 'label file') -> str |
 def find_image(directory: Path, stem: str) -> Path | None:
     for suffix in IMAGE_SUFFIXES:
         for candidate in (directory / (stem + suffix), directory / (stem + suffix.upper())):
-            if candidate.is_file():
+            if is_file(candidate):
                 return candidate
     return None
 
