@@ -150,8 +150,8 @@ def kitti_label_text(draw) -> str:
                   *draw(st.sampled_from(KITTI_TAILS)).split()]
         if kind == 'fields':                                    # too few or too many fields
             fields = (fields * 2)[:draw(st.integers(0, 20))]
-        for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):    # an odd number in any field
-            fields[draw(st.integers(0, max(0, len(fields) - 1)))] = draw(number_text)
+        for _ in range(draw(st.sampled_from([0, 0, 1, 2])) if fields else 0):   # an odd number anywhere
+            fields[draw(st.integers(0, len(fields) - 1))] = draw(number_text)
         lines.append(draw(st.sampled_from([' ', '  ', '\t'])).join(fields))
     return draw(st.sampled_from(['\n', '\r\n'])).join(lines) + draw(st.sampled_from(['', '\n']))
 
