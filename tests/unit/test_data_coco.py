@@ -85,3 +85,13 @@ def test_file_name_the_system_refuses_is_a_missing_image(tmp_path, file_name):
         read_coco(path, tmp_path / 'img')
     ds = read_coco(path, tmp_path / 'img', on_error='skip')
     assert len(ds) == 1 and [i.kind for i in ds.issues] == ['missing_image']
+
+
+def test_error_about_a_file_name_with_a_line_break_is_one_line(tmp_path):
+    # found by tests/fuzz (issue 10): 'no image .../a\nb.jpg' spread the error over two lines
+    images = [{'id': 1, 'file_name': 'a\nb.jpg', 'width': 80, 'height': 50}]
+    path = write(tmp_path, [], images=images)
+    with pytest.raises(DatasetError) as err:
+        read_coco(path, tmp_path / 'img')
+    assert str(err.value).isprintable() and str(err.value).endswith('a\\nb.jpg')
+    assert str(path) in str(err.value) and err.value.issue.kind == 'missing_image'
