@@ -47,8 +47,9 @@ MAX_IMAGE_SIDE = 100_000     # a size a label file claims beyond this is malform
 def image_side(value) -> int:
     """A width/height from a label file: a positive whole number up to :data:`MAX_IMAGE_SIDE`
     (ValueError otherwise, also for NaN/inf/bool/strings)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or not 0 < value <= MAX_IMAGE_SIDE:
+    # the range is checked first: math.isfinite() of an int beyond float range raises OverflowError
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_IMAGE_SIDE \
+            or value != int(value):
         raise ValueError(f'image size must be a whole number 1..{MAX_IMAGE_SIDE}, got {value!r:.40}')
     return int(value)
 
