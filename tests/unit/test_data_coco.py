@@ -95,3 +95,14 @@ def test_error_about_a_file_name_with_a_line_break_is_one_line(tmp_path):
         read_coco(path, tmp_path / 'img')
     assert str(err.value).isprintable() and str(err.value).endswith('a\\nb.jpg')
     assert str(path) in str(err.value) and err.value.issue.kind == 'missing_image'
+
+
+def test_image_size_beyond_float_range_is_a_malformed_entry(tmp_path):
+    # found by tests/fuzz (issue 10): math.isfinite() of the int raised OverflowError
+    images = [{'id': 1, 'file_name': 'a.jpg', 'width': 80, 'height': 50},
+              {'id': 2, 'file_name': 'b.jpg', 'width': 10 ** 400, 'height': 50}]
+    path = write(tmp_path, GOOD[:2], images=images)
+    with pytest.raises(DatasetError, match=r'ann.json \(images\[1\]\): malformed'):
+        read_coco(path, tmp_path / 'img')
+    ds = read_coco(path, tmp_path / 'img', on_error='skip')
+    assert len(ds) == 1 and ds.box_count() == 2 and [i.kind for i in ds.issues] == ['malformed']
