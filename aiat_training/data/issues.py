@@ -33,18 +33,26 @@ class ReadIssue:
             place += f':{self.line}'
         if self.where:
             place += f' ({self.where})'
-        return f'{place}: {self.kind}: {self.message}'
+        return one_line(f'{place}: {self.kind}: {self.message}')   # names from the data may hold '\n'
 
     def to_dict(self) -> dict:
         return {'kind': self.kind, 'file': self.file, 'line': self.line, 'where': self.where,
                 'message': self.message}
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped (``\\n``, ``\\x1c``,
+    ``\\u2028``): an error about a name taken from a hostile file stays one log line."""
+    if text.isprintable():
+        return text
+    return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class DatasetError(ValueError):
-    """Raised for the first broken input when reading with ``on_error='raise'``."""
+    """Raised for the first broken input when reading with ``on_error='raise'``; its text is one line."""
 
     def __init__(self, issue: ReadIssue, text: str | None = None):
-        super().__init__(text or str(issue))
+        super().__init__(one_line(text or str(issue)))
         self.issue = issue
 
 

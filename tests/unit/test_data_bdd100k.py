@@ -76,3 +76,15 @@ def test_missing_image_and_bad_json(tmp_path):
     path.write_text('[{"name": "f1.jpg",\n "labels": [}')
     with pytest.raises(DatasetError, match=r'det_train.json:2: malformed_file'):
         read_bdd100k(path, tmp_path / 'images')
+
+
+def test_error_about_a_name_with_line_breaks_is_one_line(tmp_path):
+    # found by tests/fuzz (issue 10): the frame name went into the message raw, '\n' included
+    path = write(tmp_path, [{'name': 'f1.jpg\n', 'labels': []}, {'name': 'f\u20282.jpg', 'labels': []}])
+    with pytest.raises(DatasetError) as err:
+        read_bdd100k(path, tmp_path / 'images')
+    assert str(err.value).endswith(r"missing_image: no readable image " + str(tmp_path / 'images' / 'f1.jpg\\n'))
+    ds = read_bdd100k(path, tmp_path / 'images', on_error='skip')
+    assert [len(str(i).splitlines()) for i in ds.issues] == [1, 1]
+    assert ds.issues[1].message.endswith('f\u20282.jpg')          # the issue itself keeps the name as it is
+    assert str(ds.issues[1]).endswith('f\\u20282.jpg')

@@ -71,3 +71,13 @@ def test_missing_image_and_malformed_file(tmp_path):
         read_cityscapes(tmp_path)
     ds = read_cityscapes(tmp_path, on_error='skip')
     assert len(ds) == 1 and sorted(i.kind for i in ds.issues) == ['malformed_file', 'missing_image']
+
+
+@pytest.mark.parametrize('height', [10 ** 400, -10 ** 400], ids=['huge', 'huge-negative'])
+def test_image_size_beyond_float_range_is_a_malformed_file(tmp_path, height):
+    # found by tests/fuzz (issue 10): math.isfinite() of the int raised OverflowError
+    write(tmp_path, 'aachen_000001_000019', [], raw=json.dumps({'imgWidth': 100, 'imgHeight': height, 'objects': []}))
+    with pytest.raises(DatasetError, match='aachen_000001_000019_gtFine_polygons.json: malformed_file'):
+        read_cityscapes(tmp_path)
+    ds = read_cityscapes(tmp_path, on_error='skip')
+    assert len(ds) == 0 and [i.kind for i in ds.issues] == ['malformed_file']

@@ -73,3 +73,36 @@ def test_malformed_file(tmp_path):
         read_coco(tmp_path / 'ann.json', tmp_path)
     ds = read_coco(tmp_path / 'ann.json', tmp_path, on_error='skip')
     assert len(ds) == 0 and ds.issues[0].kind == 'malformed_file' and ds.issues[0].line == 1
+
+
+@pytest.mark.parametrize('file_name', ['x' * 300, 'a\0.jpg'])
+def test_file_name_the_system_refuses_is_a_missing_image(tmp_path, file_name):
+    # found by tests/fuzz (issue 10): Path.is_file() raised OSError (File name too long)
+    images = [{'id': 1, 'file_name': 'a.jpg', 'width': 80, 'height': 50},
+              {'id': 2, 'file_name': file_name, 'width': 80, 'height': 50}]
+    path = write(tmp_path, GOOD[:1], images=images)
+    with pytest.raises(DatasetError, match=r'ann.json \(images\[1\]\): missing_image'):
+        read_coco(path, tmp_path / 'img')
+    ds = read_coco(path, tmp_path / 'img', on_error='skip')
+    assert len(ds) == 1 and [i.kind for i in ds.issues] == ['missing_image']
+
+
+def test_error_about_a_file_name_with_a_line_break_is_one_line(tmp_path):
+    # found by tests/fuzz (issue 10): 'no image .../a\nb.jpg' spread the error over two lines
+    images = [{'id': 1, 'file_name': 'a\nb.jpg', 'width': 80, 'height': 50}]
+    path = write(tmp_path, [], images=images)
+    with pytest.raises(DatasetError) as err:
+        read_coco(path, tmp_path / 'img')
+    assert str(err.value).isprintable() and str(err.value).endswith('a\\nb.jpg')
+    assert str(path) in str(err.value) and err.value.issue.kind == 'missing_image'
+
+
+def test_image_size_beyond_float_range_is_a_malformed_entry(tmp_path):
+    # found by tests/fuzz (issue 10): math.isfinite() of the int raised OverflowError
+    images = [{'id': 1, 'file_name': 'a.jpg', 'width': 80, 'height': 50},
+              {'id': 2, 'file_name': 'b.jpg', 'width': 10 ** 400, 'height': 50}]
+    path = write(tmp_path, GOOD[:2], images=images)
+    with pytest.raises(DatasetError, match=r'ann.json \(images\[1\]\): malformed'):
+        read_coco(path, tmp_path / 'img')
+    ds = read_coco(path, tmp_path / 'img', on_error='skip')
+    assert len(ds) == 1 and ds.box_count() == 2 and [i.kind for i in ds.issues] == ['malformed']

@@ -116,3 +116,14 @@ def test_sequence_regex_through_read_dataset(tmp_path):
         write_frame(tmp_path, stem, [f'Car 0.00 0 0.0 10.00 5.00 50.00 30.00 {TAIL}'])
     ds = read_dataset('kitti', tmp_path, sequence_regex=r'^(\d{2})')
     assert [s.sequence for s in ds] == ['01', '01', '02']
+
+
+@pytest.mark.parametrize('box', ['10.00 5.00 10.0000001 30.00', '0 5.00 1e-320 30.00', '10.00 0 50.00 1e-320'])
+def test_box_thinner_than_float32_is_invalid_not_kept_with_zero_area(tmp_path, box):
+    # found by tests/fuzz (issue 10): the area was checked in float64, the sample stores float32
+    write_frame(tmp_path, '000000', [f'Car 0.00 0 0.0 {box} {TAIL}', f'Van 0.00 0 0.0 1 1 20 20 {TAIL}'])
+    with pytest.raises(DatasetError, match='000000.txt:1: invalid_box'):
+        read_kitti(tmp_path)
+    ds = read_kitti(tmp_path, on_error='skip')
+    assert [(i.kind, i.line) for i in ds.issues] == [('invalid_box', 1)]
+    assert ds[0].boxes.tolist() == [[1, 1, 20, 20]]

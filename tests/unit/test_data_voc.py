@@ -70,3 +70,23 @@ def test_missing_image_and_malformed_file(tmp_path):
     assert sorted(i.kind for i in ds.issues) == ['malformed_file', 'missing_image']
     bad = next(i for i in ds.issues if i.kind == 'malformed_file')
     assert bad.file.endswith('c.xml') and bad.line == 2
+
+
+def test_file_name_the_system_refuses_is_a_missing_image(tmp_path):
+    # found by tests/fuzz (issue 10): Path.is_file() raised OSError (File name too long)
+    write(tmp_path, 'a', [obj('dog', (1, 1, 10, 10))])
+    (tmp_path / 'Annotations' / 'b.xml').write_text(
+        f'<annotation><filename>{"x" * 300}.jpg</filename><size><width>64</width><height>48</height></size>'
+        f'{obj("dog", (1, 1, 10, 10))}</annotation>')
+    with pytest.raises(DatasetError, match='b.xml: missing_image'):
+        read_voc(tmp_path)
+    ds = read_voc(tmp_path, on_error='skip')
+    assert len(ds) == 1 and [i.kind for i in ds.issues] == ['missing_image']
+
+
+def test_image_set_naming_an_annotation_the_system_refuses_is_malformed(tmp_path):
+    write(tmp_path, 'a', [obj('dog', (1, 1, 10, 10))])
+    (tmp_path / 'ImageSets' / 'Main').mkdir(parents=True)
+    (tmp_path / 'ImageSets' / 'Main' / 'train.txt').write_text(f'a\n{"x" * 300}\n')
+    ds = read_voc(tmp_path, 'train', on_error='skip')
+    assert len(ds) == 1 and [i.kind for i in ds.issues] == ['malformed_file']

@@ -72,3 +72,19 @@ def test_bad_yaml_names_key(tmp_path):
     make(tmp_path, {})
     with pytest.raises(ValueError, match='test: no such split'):
         read_yolo(tmp_path / 'data.yaml', split='test')
+
+
+def test_image_source_name_the_system_refuses_is_not_found(tmp_path):
+    # found by tests/fuzz (issue 10): Path.is_dir() raised OSError (File name too long)
+    make(tmp_path, {'a': '0 0.5 0.5 0.2 0.2\n'})
+    (tmp_path / 'data.yaml').write_text(f'path: .\ntrain: {"x" * 300}\nnames: [car]\n')
+    with pytest.raises(FileNotFoundError, match='image source .*xxx is neither a directory nor a .txt list'):
+        read_yolo(tmp_path / 'data.yaml', on_error='skip')
+
+
+def test_image_list_line_the_system_refuses_is_a_missing_image(tmp_path):
+    make(tmp_path, {'a': '0 0.5 0.5 0.2 0.2\n'})
+    (tmp_path / 'train.txt').write_text(f'images/train/a.jpg\nimages/train/{"x" * 300}.jpg\n')
+    (tmp_path / 'data.yaml').write_text('path: .\ntrain: train.txt\nnames: [car]\n')
+    ds = read_yolo(tmp_path / 'data.yaml', on_error='skip')
+    assert len(ds) == 1 and [i.kind for i in ds.issues] == ['missing_image']

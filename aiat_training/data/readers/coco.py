@@ -12,7 +12,7 @@ from pathlib import Path
 from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.dataset import DetectionDataset
-from aiat_training.data.readers.common import ReadContext, image_side
+from aiat_training.data.readers.common import ReadContext, image_side, is_file
 
 
 def read_coco(annotation_json: str | Path, image_dir: str | Path, mapping: ClassMapping | None = None,
@@ -61,7 +61,7 @@ def read_coco(annotation_json: str | Path, image_dir: str | Path, mapping: Class
             continue
         image_ids.add(image_id)
         image = image_dir / file_name
-        if not image.is_file():
+        if not is_file(image):
             ctx.issue(K.MISSING_IMAGE, path, f'no image {image}', where=where)
             continue
         sequence = info.get('video_id', info.get('sequence'))

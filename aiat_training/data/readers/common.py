@@ -20,8 +20,25 @@ def image_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as im:
             return im.size
-    except (FileNotFoundError, UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError):     # ValueError: a NUL in the name
         return None
+
+
+def is_file(path) -> bool:
+    """``Path.is_file()``, but False for a name the system refuses (longer than NAME_MAX, ...): a
+    label file can name any image, and pathlib only hides 'not found'-like errors."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path) -> bool:
+    """``Path.is_dir()`` with the same answer for a refused name as :func:`is_file`."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 MAX_IMAGE_SIDE = 100_000     # a size a label file claims beyond this is malformed, not an image
@@ -30,8 +47,9 @@ MAX_IMAGE_SIDE = 100_000     # a size a label file claims beyond this is malform
 def image_side(value) -> int:
     """A width/height from a label file: a positive whole number up to :data:`MAX_IMAGE_SIDE`
     (ValueError otherwise, also for NaN/inf/bool/strings)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or not 0 < value <= MAX_IMAGE_SIDE:
+    # the range is checked first: math.isfinite() of an int beyond float range raises OverflowError
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_IMAGE_SIDE \
+            or value != int(value):
         raise ValueError(f'image size must be a whole number 1..{MAX_IMAGE_SIDE}, got {value!r:.40}')
     return int(value)
 
@@ -52,7 +70,7 @@ def read_text(ctx: 'ReadContext', path: Path, kind: str = 'label file') -> str |
 def find_image(directory: Path, stem: str) -> Path | None:
     for suffix in IMAGE_SUFFIXES:
         for candidate in (directory / (stem + suffix), directory / (stem + suffix.upper())):
-            if candidate.is_file():
+            if is_file(candidate):
                 return candidate
     return None
 
@@ -98,7 +116,13 @@ class ReadContext:
             self.issue(K.BOX_OUTSIDE_IMAGE, file, f'box {[round(v, 2) for v in (x1, y1, x2, y2)]} has no '
                        f'area inside the {width}x{height} image', line, where)
             return None
-        return box
+        # Samples store float32: a box thinner than float32 resolves (0 .. 1e-320, 50 .. 50+1e-9)
+        # would be kept with zero width, so the area is checked on the values as stored.
+        x1, y1, x2, y2 = np.asarray(box, np.float32).tolist()
+        if x2 <= x1 or y2 <= y1:
+            self.issue(K.INVALID_BOX, file, f'box {box} has no area at float32 precision', line, where)
+            return None
+        return [x1, y1, x2, y2]
 
     def resolve(self, name: str, file, line=None, where=None):
         """Dataset class name -> model class id (int), 'ignore', 'drop', or None (issue reported)."""

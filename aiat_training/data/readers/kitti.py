@@ -17,7 +17,7 @@ from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.dataset import DetectionDataset
 from aiat_training.data.issues import read_text_file
-from aiat_training.data.readers.common import ReadContext, find_image, image_size, read_text
+from aiat_training.data.readers.common import ReadContext, find_image, image_size, is_file, read_text
 
 KITTI_CLASSES = ['Car', 'Van', 'Truck', 'Pedestrian', 'Person_sitting', 'Cyclist', 'Tram', 'Misc']
 DONT_CARE = 'DontCare'
@@ -47,7 +47,7 @@ def read_kitti(root: str | Path, mapping: ClassMapping | None = None, on_error: 
                       f'no readable image {root / image_dir / stem}.png (or .jpg)')
             continue
         builder = ctx.new_sample(image, size[0], size[1], label_file)
-        if not label_file.is_file():
+        if not is_file(label_file):
             ctx.issue(K.MALFORMED_FILE, label_file, 'label file missing')
             continue
         content = read_text(ctx, label_file, 'label file')

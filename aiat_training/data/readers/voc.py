@@ -14,7 +14,7 @@ from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.issues import read_text_file
 from aiat_training.data.dataset import DetectionDataset
-from aiat_training.data.readers.common import MAX_IMAGE_SIDE, ReadContext, image_size
+from aiat_training.data.readers.common import MAX_IMAGE_SIDE, ReadContext, image_size, is_file
 
 VOC_CLASSES = ['aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
@@ -40,7 +40,7 @@ def read_voc(root: str | Path, split: str | None = None, mapping: ClassMapping |
     for path in files:
         try:
             tree = ET.parse(path).getroot()
-        except (ET.ParseError, FileNotFoundError) as exc:
+        except (ET.ParseError, OSError) as exc:     # OSError: missing, a directory, a refused name
             ctx.issue(K.MALFORMED_FILE, path, f'cannot parse XML: {exc}',
                       getattr(exc, 'position', (None,))[0])
             continue
@@ -57,7 +57,7 @@ def read_voc(root: str | Path, split: str | None = None, mapping: ClassMapping |
                 ctx.issue(K.MISSING_IMAGE, path, f'no size in the XML and no readable image {image}')
                 continue
             width, height = size
-        if not image.is_file():
+        if not is_file(image):
             ctx.issue(K.MISSING_IMAGE, path, f'no image {image}')
             continue
         builder = ctx.new_sample(image, width, height, path)

@@ -15,7 +15,7 @@ from aiat_training.data import issues as K
 from aiat_training.data.classmap import ClassMapping
 from aiat_training.data.dataset import DetectionDataset
 from aiat_training.data.issues import DatasetError, ReadIssue, read_text_file
-from aiat_training.data.readers.common import IMAGE_SUFFIXES, ReadContext, image_size, read_text
+from aiat_training.data.readers.common import IMAGE_SUFFIXES, ReadContext, image_size, is_dir, is_file, read_text
 
 
 def _yaml_error(path: Path, message: str) -> DatasetError:
@@ -82,12 +82,12 @@ def _list_images(root: Path, entry, data_yaml: Path, split: str) -> tuple[list[P
                               f'got {item!r:.60}')
         p = Path(item)
         p = p if p.is_absolute() else root / p
-        if p.suffix == '.txt' and p.is_file():
+        if p.suffix == '.txt' and is_file(p):
             for line in read_text_file(p, 'image list').splitlines():
                 if line.strip():
                     q = Path(line.strip())
                     images.append(q if q.is_absolute() else root / q)
-        elif p.is_dir():
+        elif is_dir(p):
             dirs.append(p)
             images += sorted(q for q in p.rglob('*') if q.suffix.lower() in IMAGE_SUFFIXES)
         else:
@@ -108,12 +108,12 @@ def read_yolo(data_yaml: str | Path, split: str = 'train', mapping: ClassMapping
         seen_labels.add(label_file.resolve())
         size = image_size(image)
         if size is None:
-            ctx.issue(K.MISSING_IMAGE, label_file if label_file.is_file() else image,
+            ctx.issue(K.MISSING_IMAGE, label_file if is_file(label_file) else image,
                       f'no readable image {image}')
             continue
         width, height = size
-        builder = ctx.new_sample(image, width, height, label_file if label_file.is_file() else None)
-        content = read_text(ctx, label_file, 'label file') if label_file.is_file() else ''
+        builder = ctx.new_sample(image, width, height, label_file if is_file(label_file) else None)
+        content = read_text(ctx, label_file, 'label file') if is_file(label_file) else ''
         if content is None:
             continue
         if content:
