@@ -14,13 +14,13 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.inference import time_against_raw  # noqa: E402
 
 from aiat_perception.assets import shared_data  # noqa: E402
 from aiat_perception.inference.bundle import load_bundle  # noqa: E402
@@ -28,11 +28,6 @@ from aiat_perception.inference.detector import Detector  # noqa: E402
 from aiat_perception.inference.tiling import auto_grid, tile_windows  # noqa: E402
 
 MODES = ('stretch', 'letterbox', 'keep_aspect', 'tiling')
-
-
-def stats(values_s):
-    ms = np.asarray(values_s) * 1e3
-    return {'median': round(float(np.median(ms)), 3), 'p99': round(float(np.percentile(ms, 99)), 3)}
 
 
 def network_inputs(detector: Detector, frame: np.ndarray):
@@ -47,29 +42,9 @@ def network_inputs(detector: Detector, frame: np.ndarray):
 
 def bench_mode(detector: Detector, raw_session, frame: np.ndarray, iterations: int, warmup: int) -> dict:
     tensors = network_inputs(detector, frame)
-    in_name = detector.bundle.input.name
-    out_names = [detector.bundle.outputs['scores'].name, detector.bundle.outputs['boxes'].name]
-    times = {'end_to_end': [], 'raw_session_run': [], 'preprocess': [], 'inference': [], 'decode_nms': []}
-    detections = 0
-    for i in range(warmup + iterations):
-        t0 = time.perf_counter()
-        for tensor in tensors:
-            raw_session.run(out_names, {in_name: tensor})
-        t1 = time.perf_counter()
-        result = detector.detect_one(frame, 'bgr8')
-        t2 = time.perf_counter()
-        if i < warmup:
-            continue
-        st = detector.last_times
-        times['raw_session_run'].append(t1 - t0)
-        times['end_to_end'].append(t2 - t1)
-        times['preprocess'].append(st.preprocess)
-        times['inference'].append(st.inference)
-        times['decode_nms'].append(st.decode)
-        detections = len(result)
-    out = {name: stats(values) for name, values in times.items()}
-    e2e, raw = out['end_to_end']['median'], out['raw_session_run']['median']
-    out['overhead_vs_raw_pct'] = round(100.0 * (e2e - raw) / raw, 1)
+    out, result = time_against_raw(detector, raw_session, tensors,
+                                   lambda: detector.detect_one(frame, 'bgr8'), iterations, warmup)
+    detections = len(result)
     out['network_inputs'] = [list(t.shape[2:]) for t in tensors]
     out['detections'] = detections
     return out

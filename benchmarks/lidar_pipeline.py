@@ -24,7 +24,6 @@ The publisher mode (``--publish points|scan``) is what the benchmark starts as i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -36,6 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.json_out import emit_json  # noqa: E402
 
 CASES = {'points': {'node': 'lidar_detector', 'rate': 5.0, 'params': 'lidar_detector.yaml'},
          'scan': {'node': 'scan_detector', 'rate': 20.0, 'params': 'scan_detector.yaml'}}
@@ -261,10 +261,7 @@ def main(argv=None) -> int:
     doc = {'benchmark': 'lidar_pipeline', 'python': platform.python_version(), 'numpy': np.__version__,
            'cpus': os.cpu_count(), 'load_average_1min': round(os.getloadavg()[0], 2),
            'rmw': os.environ.get('RMW_IMPLEMENTATION'), 'cases': cases}
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + '\n')
+    emit_json(doc, args.out)
     return 0
 
 

@@ -15,7 +15,6 @@ Without --bag a camera-only bag of the photo_actors scenario is recorded first (
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.json_out import emit_json  # noqa: E402
 
 SUBSCRIBER = """
 import sys, rclpy
@@ -162,10 +162,7 @@ def main() -> int:
               'offline_eval': offline_throughput(bag, args.repeats),
               'player': player_timing(bag, args.player_messages)}
     result['load_avg_1m_at_end'] = round(os.getloadavg()[0], 2)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + '\n')
+    emit_json(result, args.out)
     return 0
 
 
