@@ -175,6 +175,8 @@ def pytest_collection_modifyitems(config, items):
         if 'integration' in path.parts:
             item.add_marker('integration')
             item.add_marker('ros')
+        if 'fuzz' in path.parts and config.getoption('--long'):
+            item.add_marker(pytest.mark.timeout(0))  # 10,000+ cases run past pytest.ini's limit
 
 
 @pytest.fixture(scope='session')
