@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-hypothesis = pytest.importorskip('hypothesis')
 from hypothesis import given, strategies as st  # noqa: E402
 
 from aiat_perception.inference.bundle import (KNOWN_KEYS, MAX_ABS_MEAN,  # noqa: E402

@@ -15,7 +15,6 @@ import types
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip('hypothesis')
 from hypothesis import given, strategies as st  # noqa: E402
 
 from aiat_perception.msg_conversions import (DEFAULT_MAX_PIXELS, IMAGE_ENCODINGS,  # noqa: E402

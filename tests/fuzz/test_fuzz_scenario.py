@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-hypothesis = pytest.importorskip('hypothesis')
 from hypothesis import given, strategies as st  # noqa: E402
 
 from aiat_perception.sim.scenario import (MAX_CAMERA_SIDE, MAX_LIDAR_BEAMS,  # noqa: E402
