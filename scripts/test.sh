@@ -4,7 +4,8 @@
 #   1. the ROS-free core on Python 3.10 + numpy 1.21 (.venv-np121)       -m core
 #   2. everything the vehicle runs, on Python 3.10 with the ROS 2 wheels (.venv310), no torch
 #   3. the same on Python 3.12 with ROS 2 Jazzy's own rclpy wheels (.venv312)
-#   4. the whole suite on Python 3.11 (.venv)
+#   4. on Python 3.11 (.venv): every unit and fuzz test, and the integration tests that need torch or
+#      PyBullet; the vehicle's node-over-DDS tests ran in 2 and 3, on the vehicles' Pythons
 # With arguments, runs only step 4 with those pytest arguments (e.g. scripts/test.sh tests/unit -k bundle).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +34,7 @@ else
   run_suite core-py310-numpy121 .venv-np121/bin/python tests/unit tests/fuzz -m "core and not training and not sim" -q
   run_suite vehicle-py310 .venv310/bin/python tests -m "not training and not sim" -q
   run_suite vehicle-py312 .venv312/bin/python tests -m "not training and not sim" -q
-  run_suite full-py311 .venv/bin/python tests -q
+  run_suite full-py311 .venv/bin/python tests -m "training or sim or not integration" -q
 fi
 
 .venv/bin/python - "$results" "$started" <<'PY'
