@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip('torch')
+import torch  # noqa: E402,F401  (training-marked: collected only where torch is installed)
 
 from aiat_perception.inference.bundle import load_bundle  # noqa: E402
 from aiat_perception.inference.synthetic import make_synthetic_bundle  # noqa: E402

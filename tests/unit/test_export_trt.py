@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 
-torch = pytest.importorskip('torch')
+import torch  # noqa: E402,F401  (training-marked: collected only where torch is installed)
 
 from aiat_training.export_trt import ExportUnavailable, export_engine  # noqa: E402
 from aiat_perception.inference.synthetic import make_synthetic_bundle  # noqa: E402
