@@ -9,7 +9,8 @@ from typing import Optional
 
 PRETRAINED_NAME = 'nanodet-coco-416'
 # 1: fixed 416x416, stretch. 2: flexible input (dynamic height/width), resize keep_aspect.
-PRETRAINED_VERSION = 2
+# 3: keep_aspect may squeeze toward the square by up to 4:3 (input.max_stretch).
+PRETRAINED_VERSION = 3
 VERSION_KEY = 'pretrained_version'
 
 

@@ -37,6 +37,7 @@ MAX_INPUT_PIXELS = 4096 * 4096
 # +-MAX_ABS_MEAN or a std outside [MIN_STD, MAX_STD] is a broken file, not a choice.
 MAX_ABS_MEAN = 1e4
 MIN_STD, MAX_STD = 1e-3, 1e4
+MAX_STRETCH = 4.0           # input.max_stretch: a 4:1 squeeze is no longer the same object
 MAX_INTEGER = 1 << 20       # no count or size in bundle.yaml is larger (input sides included)
 MAX_YAML_DEPTH = 16          # bundle.yaml needs 4 levels; provenance gets the rest
 MAX_YAML_BYTES = 4 << 20
@@ -47,7 +48,7 @@ KNOWN_KEYS = {
          'postprocess', 'provenance'),
     'model': ('file', 'sha256', 'format', 'opset'),
     'input': ('name', 'layout', 'height', 'width', 'color_order', 'resize', 'mean', 'std', 'dtype',
-              'pad_value', 'flexible', 'size_multiple'),
+              'pad_value', 'flexible', 'size_multiple', 'max_stretch'),
     'outputs': ('scores', 'boxes'),
     'outputs.scores': ('name', 'shape'),
     'outputs.boxes': ('name', 'shape'),
@@ -87,6 +88,9 @@ class InputSpec:
     # convolutional detector; height x width is then the trained size and the default pixel budget)
     flexible: bool = False
     size_multiple: int = 1
+    # keep_aspect may distort an image toward the trained aspect ratio by up to this factor: a
+    # model trained on stretched photos (COCO's 4:3 to a square) learned objects squeezed that much
+    max_stretch: float = 1.0
 
     @property
     def channels(self) -> int:
@@ -162,7 +166,9 @@ class Bundle:
                       'mean': list(self.input.mean), 'std': list(self.input.std),
                       'dtype': self.input.dtype, 'pad_value': self.input.pad_value,
                       **({'flexible': True, 'size_multiple': self.input.size_multiple}
-                         if self.input.flexible else {})},
+                         if self.input.flexible else {}),
+                      **({'max_stretch': self.input.max_stretch}
+                         if self.input.max_stretch != 1.0 else {})},
             'outputs': {key: {'name': out.name, 'shape': list(out.shape)}
                         for key, out in self.outputs.items()},
             'classes': list(self.classes),
@@ -325,6 +331,9 @@ def _flexible_input(inp: InputSpec, in_f: YamlSection, flexible: bool, largest_s
     if not flexible:
         if in_f.has('size_multiple'):
             raise in_f.fail('size_multiple', 'only a flexible input (flexible: true) has a size multiple')
+        if in_f.has('max_stretch'):
+            raise in_f.fail('max_stretch', 'only a flexible input (flexible: true) keeps the aspect '
+                                           'ratio and may stretch it')
         if inp.resize == 'keep_aspect':
             raise in_f.fail('resize', 'keep_aspect picks an input size per image and needs '
                                       'flexible: true (a graph with dynamic height and width)')
@@ -336,7 +345,8 @@ def _flexible_input(inp: InputSpec, in_f: YamlSection, flexible: bool, largest_s
     if inp.height % multiple or inp.width % multiple:
         raise in_f.fail('height', f'flexible input {inp.height}x{inp.width} is not a multiple of '
                                   f'size_multiple {multiple}')
-    return dataclasses.replace(inp, flexible=True, size_multiple=multiple)
+    max_stretch = in_f.number('max_stretch', 1.0, 1.0, MAX_STRETCH)
+    return dataclasses.replace(inp, flexible=True, size_multiple=multiple, max_stretch=max_stretch)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -95,11 +95,30 @@ class Preprocessor:
             return self.spec.height, self.spec.width
         size = self._sizes.get((width, height))
         if size is None:
-            size = aspect_input_size(width, height, self.pixel_budget, self.spec.size_multiple)
+            stretch = self.stretch(width, height)
+            trained = (self.spec.height, self.spec.width)
+            if (abs(stretch * self.spec.width / self.spec.height - width / height) < 1e-9 * width / height
+                    and trained[0] * trained[1] <= self.pixel_budget):
+                size = trained   # within max_stretch of the trained aspect: the trained input
+            else:
+                size = aspect_input_size(width / stretch, height, self.pixel_budget,
+                                         self.spec.size_multiple)
             if len(self._sizes) >= 64:      # camera resolutions are few; a stream of odd sizes is not
                 self._sizes.clear()
             self._sizes[(width, height)] = size
         return size
+
+    def stretch(self, width: int, height: int) -> float:
+        """keep_aspect's horizontal squeeze of a ``width`` x ``height`` image (< 1: vertical): the
+        factor, within the bundle's ``max_stretch``, that brings its aspect ratio closest to the
+        trained input's (1.0 for letterbox and stretch, and for bundles without ``max_stretch``)."""
+        limit = self.spec.max_stretch
+        if self.spec.resize != 'keep_aspect' or limit == 1.0:
+            return 1.0
+        toward_trained = (width / height) / (self.spec.width / self.spec.height)
+        if abs(toward_trained - limit) < 1e-9 * limit:       # 4:3 onto a square, limit 4/3
+            toward_trained = limit
+        return min(limit, max(1.0 / limit, toward_trained))
 
     def buffer(self, batch: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
         net_h, net_w = size or (self.spec.height, self.spec.width)
@@ -184,10 +203,12 @@ class Preprocessor:
         :meth:`input_size`): its transform and the size of the resized region (the whole input for
         stretch; the centred, aspect-keeping part for letterbox and keep_aspect)."""
         net_h, net_w = size or self.input_size(width, height)
-        if self.spec.resize == 'stretch':
+        if self.spec.resize == 'stretch' or (width, height) == (net_w, net_h):
+            # (an image already at the input size: the training loader's, resized by resize())
             return Transform(net_w / width, net_h / height, 0.0, 0.0, int(width), int(height)), net_w, net_h
-        s = min(net_w / width, net_h / height)
-        region_w, region_h = max(1, int(round(width * s))), max(1, int(round(height * s)))
+        squeezed_w = width / self.stretch(width, height)
+        s = min(net_w / squeezed_w, net_h / height)
+        region_w, region_h = max(1, int(round(squeezed_w * s))), max(1, int(round(height * s)))
         return (Transform(region_w / width, region_h / height, float((net_w - region_w) // 2),
                           float((net_h - region_h) // 2), int(width), int(height)), region_w, region_h)
 

@@ -104,11 +104,13 @@ def export_onnx(model: NanoDet, onnx_path: Union[str, Path], input_size: Tuple[i
 
 
 def nanodet_input(height: int = 416, width: int = 416, resize: str = 'stretch',
-                  flexible: bool = False, size_multiple: int = 32) -> InputSpec:
+                  flexible: bool = False, size_multiple: int = 32, max_stretch: float = 1.0) -> InputSpec:
     """The input contract of NanoDet's COCO weights (BGR, their mean/std) at a given size;
-    ``flexible``: any multiple of ``size_multiple`` (the largest stride) at run time."""
+    ``flexible``: any multiple of ``size_multiple`` (the largest stride) at run time, with
+    keep_aspect distorting toward the trained aspect by at most ``max_stretch``."""
     return InputSpec(INPUT_NAME, int(height), int(width), 'BGR', resize, NANODET_BGR_MEAN, NANODET_BGR_STD,
-                     flexible=bool(flexible), size_multiple=int(size_multiple) if flexible else 1)
+                     flexible=bool(flexible), size_multiple=int(size_multiple) if flexible else 1,
+                     max_stretch=float(max_stretch) if flexible else 1.0)
 
 
 def bundle_metadata(class_names: Sequence[str], input_spec: InputSpec, reg_max: int,
@@ -119,6 +121,8 @@ def bundle_metadata(class_names: Sequence[str], input_spec: InputSpec, reg_max: 
     inp = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
     if not spec.flexible:       # the keys of a flexible input only (older readers know no others)
         del inp['flexible'], inp['size_multiple']
+    if inp['max_stretch'] == 1.0:
+        del inp['max_stretch']
     return {
         'name': name,
         'input': inp,

@@ -37,7 +37,7 @@ def ensure_pretrained_bundle(path: Optional[Union[str, Path]] = None) -> Path:
             pass  # damaged or from an older export: build it again
     if path.is_dir() and any(path.iterdir()) and not (path / 'bundle.yaml').is_file():
         raise FileExistsError(f'{path}: exists and is not a bundle directory; not overwriting it')
-    from .export import export_bundle          # torch is imported only when the bundle is built
+    from .export import export_bundle, nanodet_input          # torch is imported only when the bundle is built
     from .importer import INPUT_SIZE, load_pretrained
 
     files = ensure_nanodet_files()
@@ -49,10 +49,12 @@ def ensure_pretrained_bundle(path: Optional[Union[str, Path]] = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Export beside the target and move into place, so no reader sees a half-written bundle.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f'.{path.name}-') as tmp:
-        staged = export_bundle(model, Path(tmp) / path.name, COCO_CLASSES, input_size=INPUT_SIZE,
+        # NanoDet's COCO training stretched mostly 640x480 photos to 416x416: its objects are
+        # squeezed 4:3, and keep_aspect may squeeze that much too (docs/real_camera.md)
+        spec = nanodet_input(*INPUT_SIZE, resize='keep_aspect', flexible=True, max_stretch=4.0 / 3.0)
+        staged = export_bundle(model, Path(tmp) / path.name, COCO_CLASSES, input_spec=spec,
                                score_threshold=0.35, nms_iou_threshold=0.6,
-                               provenance=provenance, name=BUNDLE_NAME,
-                               torch_program=True, resize='keep_aspect', flexible=True)
+                               provenance=provenance, name=BUNDLE_NAME, torch_program=True)
         if path.exists():
             shutil.rmtree(path)
         staged.replace(path)

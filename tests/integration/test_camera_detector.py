@@ -62,11 +62,9 @@ def test_real_photos_give_classes_header_and_diagnostics(test_node, start_node, 
     # Budgets far above this machine's worst case under load: the test checks that a healthy node
     # reports OK, not how fast the machine is (benchmarks/camera_pipeline.py measures that).
     # and reliable transport: a best-effort frame lost on a loaded machine is rightly a WARN (the
-    # lost-frame tests below check that), not what this test is about. resize stretch: the pretrained
-    # bundle's keep_aspect default scores dog.jpg's truck 0.23 at 352x480, under the 0.35 threshold
-    # (0.36 stretched; docs/real_camera.md)
-    detector(processing_budget_ms=5000.0, pipeline_budget_ms=10000.0, reliability='reliable',
-             resize='stretch')
+    # lost-frame tests below check that), not what this test is about. The bundle's default
+    # resize (keep_aspect, max_stretch 4:3) gives the 4:3 photo the trained 416x416 input.
+    detector(processing_budget_ms=5000.0, pipeline_budget_ms=10000.0, reliability='reliable')
     start_node('aiat_perception.nodes.image_publisher',
                params={'images': [str(assets.darknet_image('dog.jpg'))], 'rate_hz': 4.0,
                        'reliability': 'reliable',

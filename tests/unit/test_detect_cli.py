@@ -120,8 +120,8 @@ def test_dog_photo_end_to_end_builds_pretrained_bundle_on_first_use(tmp_path):
     cache.mkdir()
     (cache / 'npm').symlink_to(cache_dir('npm'), target_is_directory=True)
     env = dict(os.environ, AIAT_CACHE=str(cache))
-    # --resize stretch: the golden scores of check_dog_photo are those of the stretched input
-    result = _run_cli([str(photo), '--score-threshold', '0.35', '--json', '--resize', 'stretch',
+    # the default resize (keep_aspect, max_stretch 4:3) gives the 4:3 photo the golden 416x416 input
+    result = _run_cli([str(photo), '--score-threshold', '0.35', '--json',
                        '--output-dir', str(tmp_path / 'out')], env)
     assert result.returncode == 0, result.stderr
     assert (cache / 'bundles' / 'nanodet-coco-416' / 'bundle.yaml').is_file()

@@ -68,8 +68,10 @@ def test_detector_overrides_and_repr(synthetic):
 
 
 def test_pretrained_bundle_finds_dog_bicycle_truck(coco_bundle):
-    # the golden scores are those of the stretched 416x416 input (the TF.js reference's contract)
-    detector = Detector(coco_bundle, score_threshold=0.35, resize='stretch')
+    # the golden scores are those of the 416x416 input (the TF.js reference stretches); the bundle's
+    # default keep_aspect with max_stretch 4:3 gives a 4:3 photo exactly that input
+    detector = Detector(coco_bundle, score_threshold=0.35)
+    assert detector.bundle.input.resize == 'keep_aspect'
     image = cv2.imread(str(darknet_image('dog.jpg')))
     check_dog_photo(detector.detect_one(image, 'bgr8'))
     # the same photo as RGB, and inside a batch of 4, gives the same detections

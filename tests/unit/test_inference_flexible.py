@@ -73,6 +73,11 @@ def _edit(bundle_dir, **changes):
     ({'input__flexible': 'yes'}, 'flexible'),
     ({'input__flexible': None, 'input__size_multiple': None}, 'keep_aspect'),
     ({'input__flexible': None}, 'size_multiple'),
+    ({'input__max_stretch': 0.5}, 'max_stretch'),
+    ({'input__max_stretch': float('nan')}, 'max_stretch'),
+    ({'input__max_stretch': 5.0}, 'max_stretch'),
+    ({'input__flexible': None, 'input__size_multiple': None, 'input__resize': 'letterbox',
+      'input__max_stretch': 1.2}, 'max_stretch'),
 ])
 def test_flexible_metadata_is_validated(tmp_path, changes, message):
     path = make_synthetic_bundle(tmp_path / 'b', resize='keep_aspect', flexible=True)
@@ -134,6 +139,38 @@ def test_keep_aspect_letterboxes_into_the_chosen_size(flexible):
     assert resized.shape == (32, 128, 3) and t2 == t
     with pytest.raises(ValueError, match='one network input size'):
         pre([image, np.zeros((64, 64, 3), np.uint8)])
+
+
+@pytest.mark.parametrize('image, expected_size, expected_stretch', [
+    ((640, 480), (64, 64), 4.0 / 3.0),     # 4:3 is within max_stretch: the trained square, stretched
+    ((500, 400), (64, 64), 1.25),
+    ((400, 500), (64, 64), 0.8),           # portrait: squeezed vertically
+    ((1280, 720), (64, 64), 4.0 / 3.0),    # 16:9 -> 4:3 at most, the rest letterboxed (64x48)
+    ((64, 64), (64, 64), 1.0),
+])
+def test_keep_aspect_stretches_toward_the_trained_aspect_by_at_most_max_stretch(
+        flexible, image, expected_size, expected_stretch):
+    import dataclasses
+    spec = dataclasses.replace(load_bundle(flexible).input, max_stretch=4.0 / 3.0)
+    pre = Preprocessor(spec)
+    w, h = image
+    assert pre.stretch(w, h) == pytest.approx(expected_stretch)
+    assert pre.input_size(w, h) == expected_size
+    transform, region_w, region_h = pre.geometry(w, h)
+    assert transform.scale_x / transform.scale_y == pytest.approx(1.0 / expected_stretch, rel=0.05)
+    assert region_w <= expected_size[1] and region_h <= expected_size[0]
+    # without max_stretch the aspect ratio is kept exactly as before
+    plain = Preprocessor(dataclasses.replace(spec, max_stretch=1.0))
+    assert plain.stretch(w, h) == 1.0
+    assert plain.input_size(w, h) == aspect_input_size(w, h, 64 * 64, 32)
+
+
+def test_max_stretch_round_trips_through_bundle_yaml(tmp_path):
+    path = make_synthetic_bundle(tmp_path / 'b', resize='keep_aspect', flexible=True)
+    _edit(path, input__max_stretch=1.25)
+    b = load_bundle(path)
+    assert b.input.max_stretch == 1.25 and b.to_dict()['input']['max_stretch'] == 1.25
+    assert 'max_stretch' not in load_bundle(make_synthetic_bundle(tmp_path / 'f')).to_dict()['input']
 
 
 def test_cached_pretrained_bundle_of_an_older_version_is_outdated(tmp_path):

@@ -33,16 +33,28 @@ def images():
     return {'kitti': kitti, 'dog': cv2.imread(str(darknet_image('dog.jpg')))}
 
 
-@pytest.mark.parametrize('mode', MODES)
-def test_torch_model_and_onnxruntime_agree_through_the_detector(coco, images, mode):
+# keep_aspect input sizes (height, width) of KITTI's 1242x375 and dog.jpg's 768x576 frames: with the
+# pretrained bundle's max_stretch 4:3 (the 4:3 photo gets the trained square), and without stretch
+INPUT_SIZES = {('keep_aspect', 4.0 / 3.0): {'kitti': (256, 640), 'dog': (416, 416)},
+               ('keep_aspect', 1.0): {'kitti': (224, 768), 'dog': (352, 480)}}
+
+
+@pytest.mark.parametrize('mode,max_stretch', [('stretch', None), ('letterbox', None),
+                                              ('keep_aspect', 4.0 / 3.0), ('keep_aspect', 1.0)])
+def test_torch_model_and_onnxruntime_agree_through_the_detector(coco, images, mode, max_stretch):
+    import dataclasses
     bundle, module = coco
+    if max_stretch is not None:
+        assert bundle.input.max_stretch == pytest.approx(4.0 / 3.0)
+        bundle = dataclasses.replace(bundle, input=dataclasses.replace(bundle.input,
+                                                                       max_stretch=max_stretch))
     via_ort = Detector(bundle, resize=mode, score_threshold=0.3)
     via_torch = Detector(bundle, backend='torch', module=module, device='cpu', resize=mode,
                          score_threshold=0.3)
     for name, image in images.items():
         batch, _ = via_ort.preprocessor(image)
-        expected = (224, 768) if name == 'kitti' else (352, 480)
-        assert batch.shape[2:] == (expected if mode == 'keep_aspect' else (416, 416))
+        sizes = INPUT_SIZES.get((mode, max_stretch), {'kitti': (416, 416), 'dog': (416, 416)})
+        assert batch.shape[2:] == sizes[name]
         a, b = via_torch.backend.run(batch), via_ort.backend.run(batch)
         for key in a:
             np.testing.assert_allclose(a[key], b[key], atol=2e-4)     # float32 summation order
