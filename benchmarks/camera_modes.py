@@ -2,8 +2,8 @@
 
     python benchmarks/camera_modes.py [--bundle DIR] [--iterations 30] [--threads 0]
 
-Modes: stretch and letterbox (416x416), keep_aspect (224x768 for this frame with the default pixel
-budget) and tiling (keep_aspect full frame + three 480x352 tiles, NMS-merged). Per mode: median and
+Modes: stretch and letterbox (416x416), keep_aspect (256x640 for this frame with the default pixel
+budget and the pretrained max_stretch 4:3) and tiling (keep_aspect full frame + three 416x416 tiles, NMS-merged). Per mode: median and
 p99 (ms) of ``Detector.detect`` end to end and of the floor: plain ``InferenceSession.run`` calls on
 the same preprocessed input tensors (one per network run of that mode), interleaved with ours so
 both see the same machine load. Prints JSON (docs/benchmarks/camera_modes.json).

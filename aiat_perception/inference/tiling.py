@@ -2,7 +2,7 @@
 at its own input size, merged with class-aware NMS.
 
 A tile sees its part of the frame at a higher scale than the full frame does (a KITTI 1242x375 frame
-at 224x768 is scaled by 0.6; each of its three tiles by about 0.96), so a far pedestrian covers more
+at 256x640 is scaled by 0.68 vertically; each of its three 478x375 tiles at 416x416 by 1.1), so a far pedestrian covers more
 network cells. A tile's detection that touches a tile edge inside the frame is a cut object: it is
 dropped, and the full frame (or the neighbouring tile) supplies the whole box.
 """
