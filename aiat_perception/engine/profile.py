@@ -95,7 +95,10 @@ def parse_size(text: Union[str, Sequence[int]]) -> Size:
         except ValueError:
             raise ProfileError(f'size {text!r}: expected HEIGHTxWIDTH, e.g. 448x1280') from None
     else:
-        values = tuple(text)
+        try:
+            values = tuple(text)
+        except TypeError:
+            raise ProfileError(f'size {text!r}: expected HEIGHTxWIDTH or [height, width]') from None
     if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                    for v in values):
         raise ProfileError(f'size {text!r}: expected HEIGHTxWIDTH with positive whole numbers')
