@@ -16,6 +16,7 @@ from aiat_perception.engine.cache import (ENGINE_FILE, EngineMissing, cache_entr
 from aiat_perception.engine.metadata import (EngineMetadata, EngineMetadataError, EngineMismatch,
                                              MachineFacts, build_command, check_engine, differences,
                                              read_metadata, write_metadata)
+from aiat_perception.engine.trt_api import tensorrt_problem
 from aiat_perception.engine.profile import (ProfileError, SizeRange, check_input_shape, default_max_size,
                                             input_size_range, parse_size, profile_shapes,
                                             size_range_of_shapes)
@@ -284,3 +285,48 @@ def test_engine_cli_without_tensorrt_still_says_what_to_install_for_a_flexible_b
         pytest.skip('TensorRT is installed here: the message for a missing TensorRT cannot be checked')
     assert main(['build', str(flexible.path), '--max-size', '96x160']) == 1
     assert capsys.readouterr().err.startswith('aiat-engine build: TensorRT is not installed')
+
+
+def test_int8_calibration_of_a_keep_aspect_bundle_letterboxes_into_the_trained_size(flexible, tmp_path):
+    """Calibration runs at one shape (the profile's opt, the trained size): images of any aspect
+    are letterboxed into it, the aspect-keeping preprocessing at that size."""
+    import cv2
+
+    from aiat_perception.engine.calibration import CalibrationBatches, calibration_image_paths
+    from aiat_perception.inference.preprocess import Preprocessor
+    rng = np.random.default_rng(4)
+    for i, (h, w) in enumerate([(60, 200), (120, 90), (64, 64), (40, 160)]):
+        cv2.imwrite(str(tmp_path / f'img{i}.png'), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    batches = CalibrationBatches(flexible, tmp_path, batch_size=2)
+    assert batches.shape == (2, 3, 64, 64)
+    letterbox = Preprocessor(dataclasses.replace(flexible.input, resize='letterbox'))
+    paths = calibration_image_paths(tmp_path)
+    for k, batch in enumerate(batches):
+        want, _ = letterbox([cv2.imread(str(p)) for p in paths[2 * k:2 * k + 2]], 'bgr8')
+        np.testing.assert_array_equal(batch, want)
+
+
+@pytest.mark.skipif(tensorrt_problem() is not None,
+                    reason=f'needs TensorRT and a GPU (never available where this was written): {tensorrt_problem()}')
+def test_flexible_engine_runs_several_sizes_like_onnxruntime_and_refuses_others(flexible, tmp_path):
+    """Runs only where TensorRT and an NVIDIA GPU exist: never run yet (see docs/jetson.md)."""
+    from aiat_perception.engine.builder import BuildOptions, build_engine
+    result = build_engine(flexible, tmp_path / 'model.engine',
+                          BuildOptions(precision='fp32', batch=(1, 1, 2), max_size=(96, 160)))
+    assert result.metadata.input_sizes == SizeRange((32, 32), (64, 64), (96, 160), 32)
+    backend = create_backend('tensorrt', flexible, engine=result.engine_path, warmup=1)
+    assert backend.input_sizes == result.metadata.input_sizes
+    reference = create_backend('onnxruntime', flexible, device='cpu')
+    rng = np.random.default_rng(0)
+    for shape in ((1, 3, 64, 64), (2, 3, 96, 160), (1, 3, 32, 96), (2, 3, 64, 64)):   # grows, then reuses
+        batch = rng.normal(0, 1, shape).astype(np.float32)
+        got, want = backend.run(batch), reference.run(batch)
+        for name in want:
+            assert got[name].shape == want[name].shape
+            np.testing.assert_allclose(got[name], want[name], atol=1e-3)
+    with pytest.raises(ValueError, match=r'outside the profile box .* --max-size 96x160'):
+        backend.run(np.zeros((1, 3, 64, 192), np.float32))
+    detector = Detector(flexible, backend=backend, pixel_budget=64 * 64 * 4)
+    detector.detect_one(np.zeros((60, 400, 3), np.uint8))
+    assert backend.input_sizes.admits(*detector.last_input_size)
+    backend.close()
