@@ -187,7 +187,7 @@ class TensorRTBackend(Backend):
         self.input_sizes = self._profile_sizes(engine, meta, inputs[self._input_name])
         self._rebuild_command = build_command(
             bundle.path, meta.precision, meta.batch, output=engine, workspace_mb=meta.workspace_mb,
-            calibration=(meta.calibration or {}).get('source'), sizes=meta.input_sizes)
+            calibration=(meta.calibration or {}).get('source'), sizes=self.input_sizes)
 
         self._stream = cuda.stream()
         self._host: Dict[str, np.ndarray] = {}        # pinned, flat, grown on demand
