@@ -19,7 +19,7 @@ from aiat_perception.file_hash import sha256_file
 
 from .metadata import (EngineMetadata, MachineFacts, PRECISIONS, calibration_summary, now_iso,
                        workspace_bytes, write_metadata)
-from .profile import BatchProfile, check_batch, check_network_input, profile_shapes
+from .profile import BatchProfile, check_batch, check_network_input, input_size_range, profile_shapes
 from .trt_api import CollectingLogger, import_tensorrt, version_tuple
 
 
@@ -38,6 +38,10 @@ class BuildOptions:
     calibration_cache: Optional[Union[str, Path]] = None   # default: <engine>.calib
     timing_cache: Optional[Union[str, Path]] = None
     device_index: int = 0
+    # flexible bundles: the profile's (height, width) box; default min one size_multiple square, max
+    # engine/profile.py default_max_size
+    min_size: Optional[Tuple[int, int]] = None
+    max_size: Optional[Tuple[int, int]] = None
 
 
 @dataclass
@@ -159,7 +163,8 @@ def build_engine(bundle: Any, engine_path: Union[str, Path], options: BuildOptio
     if workspace is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
     profile = builder.create_optimization_profile()
-    shapes = profile_shapes(bundle.input, batch)
+    sizes = input_size_range(bundle.input, options.min_size, options.max_size)
+    shapes = profile_shapes(bundle.input, batch, sizes.max, sizes.min)
     for name, (low, opt, high) in shapes.items():
         if name not in network_inputs:
             raise EngineBuildError(f'{onnx_path}: network has no input {name!r} (bundle input.name); '
@@ -195,8 +200,9 @@ def build_engine(bundle: Any, engine_path: Union[str, Path], options: BuildOptio
         config.int8_calibrator = calibrator
         name = bundle.input.name
         if any(d < 0 for d in network_inputs[name]):
-            # Dynamic shapes: calibration runs at one fixed shape, given by its own profile.
-            fixed = (batches.batch_size,) + shapes[name][0][1:]
+            # Dynamic shapes: calibration runs at one fixed shape, given by its own profile: the
+            # trained size (the profile's opt), which CalibrationBatches produces.
+            fixed = (batches.batch_size,) + shapes[name][1][1:]
             calibration_profile = builder.create_optimization_profile()
             calibration_profile.set_shape(name, fixed, fixed, fixed)
             config.set_calibration_profile(calibration_profile)
@@ -242,7 +248,7 @@ def build_engine(bundle: Any, engine_path: Union[str, Path], options: BuildOptio
         input_shape=(spec.channels, spec.height, spec.width), builder_flags=tuple(flags),
         workspace_mb=options.workspace_mb, calibration=calibration_info, built_with='aiat-engine build',
         created=now_iso(), engine_file=engine_path.name, engine_sha256=sha256_file(engine_path),
-        extra={'bundle_path': str(bundle.path)})
+        extra={'bundle_path': str(bundle.path)}, input_sizes=sizes)
     write_metadata(engine_path, meta)
     return BuildResult(engine_path, meta, time.monotonic() - started, warnings + [
         m for s, m in logger.messages if 'WARNING' in s][:20])

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Union
 
 from .metadata import (EngineMetadataError, EngineMismatch, MachineFacts, PRECISIONS, build_command,
                        differences, metadata_path, read_metadata)
-from .profile import BatchProfile, check_batch
+from .profile import BatchProfile, SizeRange, check_batch, input_size_range
 
 ENGINE_FILE = 'model.engine'
 ENV_CACHE = 'AIAT_ENGINE_CACHE'
@@ -37,8 +37,9 @@ def default_cache_root() -> Path:
 
 def cache_key(bundle_sha256: str, input_shape: Sequence[int], machine: MachineFacts, precision: str,
               batch: Sequence[int], builder_flags: Sequence[str] = (),
-              calibration_source: Optional[str] = None) -> str:
-    """Hex digest over everything that makes two engines different."""
+              calibration_source: Optional[str] = None, input_sizes: Optional[SizeRange] = None) -> str:
+    """Hex digest over everything that makes two engines different (a flexible bundle's profile
+    box included; a fixed one keeps the key it had before flexible bundles)."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision {precision!r} is not one of {list(PRECISIONS)}')
     fields: Dict[str, Any] = {
@@ -48,6 +49,8 @@ def cache_key(bundle_sha256: str, input_shape: Sequence[int], machine: MachineFa
         'batch': list(check_batch(tuple(batch))), 'builder_flags': sorted(builder_flags),
         'calibration': calibration_source if precision == 'int8' else None,
     }
+    if input_sizes is not None and not input_sizes.fixed:
+        fields['input_sizes'] = {'min': list(input_sizes.min), 'max': list(input_sizes.max)}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -57,11 +60,13 @@ def _slug(text: str) -> str:
 
 def cache_entry(root: Union[str, Path], bundle: Any, machine: MachineFacts, precision: str,
                 batch: Sequence[int], builder_flags: Sequence[str] = (),
-                calibration_source: Optional[str] = None) -> Path:
+                calibration_source: Optional[str] = None, min_size: Optional[Sequence[int]] = None,
+                max_size: Optional[Sequence[int]] = None) -> Path:
     """The directory for this engine (not created). Readable name, then the key."""
     spec = bundle.input
+    sizes = input_size_range(spec, min_size, max_size)
     key = cache_key(bundle.model.sha256, (spec.channels, spec.height, spec.width), machine, precision,
-                    batch, builder_flags, calibration_source)
+                    batch, builder_flags, calibration_source, sizes)
     low, opt, high = check_batch(tuple(batch))
     name = (f'{_slug(bundle.name)}-{precision}-b{low}-{opt}-{high}-trt{_slug(machine.tensorrt_version)}'
             f'-sm{machine.compute_capability.replace(".", "")}-{key[:16]}')
@@ -75,7 +80,8 @@ def timing_cache_path(root: Union[str, Path], machine: MachineFacts) -> Path:
 
 
 def find_cached_engine(entry: Union[str, Path], machine: MachineFacts, bundle: Any,
-                       precision: str, batch: Sequence[int]) -> Optional[Path]:
+                       precision: str, batch: Sequence[int],
+                       sizes: Optional[SizeRange] = None) -> Optional[Path]:
     """The engine in ``entry`` when it is there, its metadata reads and it matches; else None."""
     engine = Path(entry) / ENGINE_FILE
     if not engine.is_file() or not metadata_path(engine).is_file():
@@ -85,6 +91,9 @@ def find_cached_engine(entry: Union[str, Path], machine: MachineFacts, bundle: A
     except EngineMetadataError:
         return None
     if differences(meta, machine, bundle, precision) or tuple(meta.batch) != tuple(batch):
+        return None
+    if sizes is not None and not sizes.fixed and (
+            meta.input_sizes is None or (meta.input_sizes.min, meta.input_sizes.max) != (sizes.min, sizes.max)):
         return None
     return engine
 
@@ -106,7 +115,8 @@ def ensure_engine(bundle: Any, precision: str = 'fp16', batch: Sequence[int] = (
                   cache_root: Optional[Union[str, Path]] = None, build_if_missing: bool = True,
                   workspace_mb: Optional[int] = None, calibration: Optional[str] = None,
                   machine: Optional[MachineFacts] = None,
-                  log: Optional[Callable[[str], None]] = None) -> Path:
+                  log: Optional[Callable[[str], None]] = None,
+                  min_size: Optional[Sequence[int]] = None, max_size: Optional[Sequence[int]] = None) -> Path:
     """Path of an engine for ``bundle`` that fits this machine, building it into the cache if needed.
 
     ``machine`` defaults to what TensorRT and the CUDA runtime report here (TensorRTUnavailable when
@@ -117,21 +127,23 @@ def ensure_engine(bundle: Any, precision: str = 'fp16', batch: Sequence[int] = (
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     batch_profile: BatchProfile = check_batch(tuple(batch))
+    sizes = input_size_range(bundle.input, min_size, max_size)
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     if machine is None:
         from .builder import machine_facts
         machine = machine_facts()
-    entry = cache_entry(root, bundle, machine, precision, batch_profile, calibration_source=calibration)
-    found = find_cached_engine(entry, machine, bundle, precision, batch_profile)
+    entry = cache_entry(root, bundle, machine, precision, batch_profile, calibration_source=calibration,
+                        min_size=sizes.min, max_size=sizes.max)
+    found = find_cached_engine(entry, machine, bundle, precision, batch_profile, sizes)
     if found is not None:
         return found
     command = build_command(bundle.path, precision, batch_profile, output=entry / ENGINE_FILE,
-                            workspace_mb=workspace_mb, calibration=calibration)
+                            workspace_mb=workspace_mb, calibration=calibration, sizes=sizes)
     if not build_if_missing:
         raise EngineMissing(f'no {precision} engine for bundle {bundle.name!r} (batch '
                             f'{":".join(map(str, batch_profile))}) in {root}; build it with: {command}')
     with _build_lock(entry):
-        found = find_cached_engine(entry, machine, bundle, precision, batch_profile)
+        found = find_cached_engine(entry, machine, bundle, precision, batch_profile, sizes)
         if found is not None:
             return found
         from .builder import BuildOptions, build_engine
@@ -139,7 +151,8 @@ def ensure_engine(bundle: Any, precision: str = 'fp16', batch: Sequence[int] = (
             log(f'building a {precision} TensorRT engine for {bundle.name!r} into {entry} '
                 f'(first start on this GPU/TensorRT; minutes on a Jetson)')
         options = BuildOptions(precision=precision, batch=batch_profile, workspace_mb=workspace_mb,
-                               calibration=calibration, timing_cache=timing_cache_path(root, machine))
+                               calibration=calibration, timing_cache=timing_cache_path(root, machine),
+                               min_size=sizes.min, max_size=sizes.max)
         return build_engine(bundle, entry / ENGINE_FILE, options).engine_path
 
 

@@ -84,7 +84,13 @@ class CalibrationBatches:
         self.source = str(source)
         self.paths = calibration_image_paths(source, limit)
         self.batch_size = min(batch_size, len(self.paths))
-        self.preprocessor = Preprocessor(bundle.input, interpolation)
+        spec = bundle.input
+        if spec.resize == 'keep_aspect':
+            # keep_aspect picks a size per image; calibration runs at one shape (the trained size,
+            # the profile's opt), so the aspect is kept by letterboxing into it instead
+            import dataclasses
+            spec = dataclasses.replace(spec, resize='letterbox')
+        self.preprocessor = Preprocessor(spec, interpolation)
 
     @property
     def num_batches(self) -> int:

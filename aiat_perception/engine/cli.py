@@ -1,6 +1,7 @@
 """``aiat-engine``: build and inspect TensorRT engines for a model bundle, on the target machine.
 
     aiat-engine build BUNDLE --precision fp32|fp16|int8 [--calibration DATA] [--batch MIN:OPT:MAX]
+                             [--min-size HxW] [--max-size HxW]
                              [--workspace MB] [--timing-cache FILE] [--output ENGINE | --cache-dir DIR]
     aiat-engine inspect ENGINE [--bundle BUNDLE]
 
@@ -30,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument('--calibration-limit', type=int, default=512, help='at most this many images')
     build.add_argument('--calibration-cache', type=Path, help='default: ENGINE.calib')
     build.add_argument('--batch', default='1', help='N or MIN:OPT:MAX (optimization profile; default 1)')
+    build.add_argument('--min-size', metavar='HxW', help='flexible bundles: smallest input height x width '
+                       'the engine takes (default one size_multiple square)')
+    build.add_argument('--max-size', metavar='HxW', help='flexible bundles: largest input height x width '
+                       '(default: a square holding every aspect-keeping input of the trained pixel count '
+                       'up to 4:1, e.g. 832x832 for 416x416; at most MAX_INPUT_PIXELS)')
     build.add_argument('--workspace', type=int, metavar='MB', help='builder workspace limit')
     build.add_argument('--timing-cache', type=Path, metavar='FILE',
                        help='read and update this timing cache (default in the cache: one per GPU/TensorRT)')
@@ -49,7 +55,7 @@ def _build(args: argparse.Namespace) -> int:
     from .cache import cache_entry, default_cache_root, timing_cache_path, ENGINE_FILE
     from .calibration import calibration_image_paths
     from .metadata import workspace_bytes
-    from .profile import parse_batch, profile_shapes
+    from .profile import input_size_range, parse_batch, parse_size, profile_shapes
     from .trt_api import import_tensorrt
 
     batch = parse_batch(args.batch)
@@ -62,12 +68,15 @@ def _build(args: argparse.Namespace) -> int:
     elif args.calibration:
         raise ValueError(f'--calibration is only used with --precision int8 (not {args.precision})')
     bundle = load_bundle(args.bundle)
-    shapes = profile_shapes(bundle.input, batch)
+    sizes = input_size_range(bundle.input, args.min_size and parse_size(args.min_size),
+                             args.max_size and parse_size(args.max_size))
+    shapes = profile_shapes(bundle.input, batch, sizes.max, sizes.min)
     import_tensorrt()    # the one-line "what to install" when it is missing
     machine = machine_facts(args.device)
     root = args.cache_dir or default_cache_root()
     engine = args.output or cache_entry(root, bundle, machine, args.precision, batch,
-                                        calibration_source=args.calibration) / ENGINE_FILE
+                                        calibration_source=args.calibration, min_size=sizes.min,
+                                        max_size=sizes.max) / ENGINE_FILE
     timing = args.timing_cache or timing_cache_path(root, machine)
     print(f'building {args.precision} engine for {bundle.name!r} with TensorRT {machine.tensorrt_version} '
           f'on {machine.gpu_name} (sm {machine.compute_capability}); profile {describe_shapes(shapes)}',
@@ -75,7 +84,8 @@ def _build(args: argparse.Namespace) -> int:
     result = build_engine(bundle, engine, BuildOptions(
         precision=args.precision, batch=batch, workspace_mb=args.workspace, calibration=args.calibration,
         calibration_batch=args.calibration_batch, calibration_limit=args.calibration_limit,
-        calibration_cache=args.calibration_cache, timing_cache=timing, device_index=args.device))
+        calibration_cache=args.calibration_cache, timing_cache=timing, device_index=args.device,
+        min_size=sizes.min, max_size=sizes.max))
     for warning in result.warnings:
         print(f'warning: {warning}', file=sys.stderr)
     print(json.dumps({'engine': str(result.engine_path), 'seconds': round(result.seconds, 1),

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from .profile import BatchProfile, ProfileError, check_batch
+from .profile import BatchProfile, ProfileError, SizeRange, check_batch, parse_size
 
 FORMAT = 'aiat-engine'
 FORMAT_VERSION = 1
@@ -56,9 +56,13 @@ class EngineMetadata:
     engine_file: str = 'model.engine'
     engine_sha256: str = ''
     extra: Dict[str, Any] = field(default_factory=dict)
+    # the profile's (height, width) box; None in files written before flexible bundles (the engine
+    # then takes input_shape only, or whatever its own profile says: the backend reads that too)
+    input_sizes: Optional[SizeRange] = None
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
+        data['input_sizes'] = self.input_sizes.to_dict() if self.input_sizes is not None else None
         data['batch'] = {'min': self.batch[0], 'opt': self.batch[1], 'max': self.batch[2]}
         data['input_shape'] = list(self.input_shape)
         data['builder_flags'] = list(self.builder_flags)
@@ -138,6 +142,7 @@ def read_metadata(path: Union[str, Path]) -> EngineMetadata:
     extra = data.get('extra', {})
     if not isinstance(extra, dict):
         raise EngineMetadataError(f'{path}: extra: expected an object')
+    input_sizes = _read_sizes(data.get('input_sizes'), tuple(shape), path)
     cc = _string(data, 'compute_capability', path)
     try:
         major, minor = (int(p) for p in cc.split('.'))
@@ -151,7 +156,35 @@ def read_metadata(path: Union[str, Path]) -> EngineMetadata:
         builder_flags=tuple(flags), workspace_mb=workspace, calibration=calibration,
         built_with=_string(data, 'built_with', path), created=_string(data, 'created', path, True),
         engine_file=_string(data, 'engine_file', path),
-        engine_sha256=_string(data, 'engine_sha256', path, True), extra=extra)
+        engine_sha256=_string(data, 'engine_sha256', path, True), extra=extra, input_sizes=input_sizes)
+
+
+def _read_sizes(value: Any, input_shape: Tuple[int, ...], path: Path) -> Optional[SizeRange]:
+    """The input_sizes object: min/opt/max [height, width] with min <= opt <= max per side, the
+    max box within MAX_INPUT_PIXELS, opt = input_shape's height and width."""
+    from ..inference.bundle import MAX_INPUT_PIXELS
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise EngineMetadataError(f'{path}: input_sizes: expected {{min, opt, max}} or null, got {value!r:.80}')
+    try:
+        low, opt, high = (parse_size(value.get(k)) for k in ('min', 'opt', 'max'))
+    except (ProfileError, TypeError) as exc:
+        raise EngineMetadataError(f'{path}: input_sizes: {exc}') from None
+    multiple = value.get('multiple', 1)
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or not 1 <= multiple <= 1024:
+        raise EngineMetadataError(f'{path}: input_sizes.multiple: expected a whole number in 1..1024, '
+                                  f'got {multiple!r:.40}')
+    if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+        raise EngineMetadataError(f'{path}: input_sizes: needs min <= opt <= max for height and width, '
+                                  f'got min {list(low)} opt {list(opt)} max {list(high)}')
+    if high[0] * high[1] > MAX_INPUT_PIXELS:
+        raise EngineMetadataError(f'{path}: input_sizes.max {high[0]}x{high[1]} is over '
+                                  f'MAX_INPUT_PIXELS = {MAX_INPUT_PIXELS}')
+    if opt != tuple(input_shape[1:]):
+        raise EngineMetadataError(f'{path}: input_sizes.opt {list(opt)} differs from input_shape '
+                                  f'{list(input_shape)}')
+    return SizeRange(low, opt, high, multiple)
 
 
 @dataclass(frozen=True)
@@ -164,9 +197,13 @@ class MachineFacts:
 
 def build_command(bundle_path: Union[str, Path], precision: str, batch: Sequence[int],
                   output: Optional[Union[str, Path]] = None, workspace_mb: Optional[int] = None,
-                  calibration: Optional[str] = None) -> str:
+                  calibration: Optional[str] = None, sizes: Optional[SizeRange] = None) -> str:
+    """The ``aiat-engine build`` command line; ``sizes`` adds --min-size/--max-size (flexible)."""
     words = ['aiat-engine', 'build', str(bundle_path), '--precision', precision,
              '--batch', ':'.join(str(b) for b in batch)]
+    if sizes is not None and not sizes.fixed:
+        words += ['--min-size', f'{sizes.min[0]}x{sizes.min[1]}',
+                  '--max-size', f'{sizes.max[0]}x{sizes.max[1]}']
     if workspace_mb:
         words += ['--workspace', str(workspace_mb)]
     if calibration:
@@ -177,9 +214,10 @@ def build_command(bundle_path: Union[str, Path], precision: str, batch: Sequence
 
 
 def differences(meta: EngineMetadata, machine: Optional[MachineFacts] = None, bundle: Any = None,
-                precision: Optional[str] = None, batch: Optional[int] = None) -> List[str]:
-    """Every way ``meta`` does not fit: this machine, this bundle, the wanted precision and a batch
-    size the caller will run. Empty = the engine can be used."""
+                precision: Optional[str] = None, batch: Optional[int] = None,
+                input_size: Optional[Sequence[int]] = None) -> List[str]:
+    """Every way ``meta`` does not fit: this machine, this bundle, the wanted precision, a batch
+    size and an input (height, width) the caller will run. Empty = the engine can be used."""
     found: List[str] = []
     if machine is not None:
         if meta.tensorrt_version != machine.tensorrt_version:
@@ -205,13 +243,20 @@ def differences(meta: EngineMetadata, machine: Optional[MachineFacts] = None, bu
     if batch is not None and not meta.batch[0] <= batch <= meta.batch[2]:
         found.append(f'batch: engine profile {meta.batch[0]}:{meta.batch[1]}:{meta.batch[2]} does not '
                      f'admit batch {batch}')
+    if input_size is not None:
+        h, w = (int(v) for v in input_size)
+        sizes = meta.input_sizes or SizeRange(meta.input_shape[1:], meta.input_shape[1:],
+                                              meta.input_shape[1:])
+        if not sizes.admits(h, w):
+            found.append(f'input size: engine profile {sizes.describe()} does not admit {h}x{w}')
     return found
 
 
 def check_engine(engine_path: Union[str, Path], meta: EngineMetadata, machine: Optional[MachineFacts],
-                 bundle: Any, precision: Optional[str] = None, batch: Optional[int] = None) -> None:
+                 bundle: Any, precision: Optional[str] = None, batch: Optional[int] = None,
+                 input_size: Optional[Sequence[int]] = None) -> None:
     """Raise :class:`EngineMismatch` when the engine does not fit (see :func:`differences`)."""
-    found = differences(meta, machine, bundle, precision, batch)
+    found = differences(meta, machine, bundle, precision, batch, input_size)
     if not found:
         return
     low, opt, high = meta.batch
@@ -220,10 +265,27 @@ def check_engine(engine_path: Union[str, Path], meta: EngineMetadata, machine: O
     command = build_command(bundle.path if bundle is not None else '<bundle>', precision or meta.precision,
                             (low, min(max(opt, low), high), high), output=engine_path,
                             workspace_mb=meta.workspace_mb,
-                            calibration=(meta.calibration or {}).get('source'))
+                            calibration=(meta.calibration or {}).get('source'),
+                            sizes=_sizes_for_rebuild(meta, bundle, input_size))
     lines = '; '.join(found)
     raise EngineMismatch(f'{engine_path}: engine does not match ({lines}). Rebuild it on this machine '
                          f'with: {command}', found, command)
+
+
+def _sizes_for_rebuild(meta: EngineMetadata, bundle: Any, input_size: Optional[Sequence[int]]
+                       ) -> Optional[SizeRange]:
+    """The engine's size box, widened to hold ``input_size`` (multiples of the bundle's)."""
+    sizes = meta.input_sizes
+    spec = getattr(bundle, 'input', None)
+    if sizes is None or spec is None or not spec.flexible:
+        return None
+    if input_size is None:
+        return sizes
+    m = spec.size_multiple
+    h, w = (-(-int(v) // m) * m for v in input_size)
+    low = (min(sizes.min[0], h), min(sizes.min[1], w))
+    high = (max(sizes.max[0], h), max(sizes.max[1], w))
+    return SizeRange(low, (spec.height, spec.width), high, m)
 
 
 def calibration_summary(source: str, images: int, batch_size: int, cache_sha256: Optional[str]) -> Dict[str, Any]:

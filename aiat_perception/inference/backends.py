@@ -37,6 +37,9 @@ class Backend(ABC):
     name: str = ''
     device: str = 'cpu'        # e.g. 'cpu', 'cuda:0', 'tensorrt:0'
     max_batch: Optional[int] = None   # None = any batch size
+    # (height, width) box the backend accepts (engine/profile.py SizeRange), None = any size the
+    # bundle allows; the Detector's keep_aspect size picker stays inside it
+    input_sizes: Optional[Any] = None
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle

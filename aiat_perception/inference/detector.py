@@ -41,7 +41,8 @@ class Detector:
 
     ``resize`` overrides the bundle's resize mode (stretch, letterbox, keep_aspect); keep_aspect
     (flexible bundles only) picks per image size a network input that keeps the aspect ratio
-    within ``pixel_budget`` pixels (default: the bundle's trained input's pixel count).
+    within ``pixel_budget`` pixels (default: the bundle's trained input's pixel count) and inside the
+    backend's ``input_sizes`` box (a TensorRT engine's optimization profile; None = any size).
     ``tiling``: also run overlapping tiles of each image (``tile_grid`` rows x cols, (0, 0) =
     about square tiles; neighbours overlap by ``tile_overlap``) and merge them with the full frame
     by NMS: finds smaller, farther objects at several times the cost (see tiling.py).
@@ -68,7 +69,10 @@ class Detector:
             raise ValueError(f'{self.bundle.path}: decoder {self.bundle.decoder.type!r} not supported')
         self.backend = backend if isinstance(backend, Backend) else create_backend(
             backend, self.bundle, **backend_options)
-        self.preprocessor = Preprocessor(self.bundle.input, interpolation, pixel_budget)
+        # keep_aspect sizes stay inside what the backend takes (a TensorRT engine's profile box)
+        sizes = getattr(self.backend, 'input_sizes', None)
+        self.preprocessor = Preprocessor(self.bundle.input, interpolation, pixel_budget,
+                                         None if sizes is None else (tuple(sizes.min), tuple(sizes.max)))
         self.decoder = GflDecoder.from_bundle(self.bundle)
         self._decoders: Dict[Tuple[int, int], GflDecoder] = {
             (self.decoder.height, self.decoder.width): self.decoder}

@@ -71,7 +71,8 @@ class Preprocessor:
     """
 
     def __init__(self, spec: InputSpec, interpolation: str = 'linear',
-                 pixel_budget: Optional[int] = None):
+                 pixel_budget: Optional[int] = None,
+                 size_limits: Optional[Tuple[Tuple[int, int], Tuple[int, int]]] = None):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f'interpolation {interpolation!r} is not one of {sorted(INTERPOLATIONS)}')
         if spec.resize == 'keep_aspect' and not spec.flexible:
@@ -80,6 +81,8 @@ class Preprocessor:
         # keep_aspect: network input size per image size, within this many pixels
         self.pixel_budget = (default_pixel_budget(spec) if pixel_budget is None
                              else check_pixel_budget(pixel_budget, max(1, spec.size_multiple)))
+        # keep_aspect: ((min h, min w), (max h, max w)) the backend accepts (a TensorRT profile)
+        self.size_limits = size_limits
         self._sizes: Dict[Tuple[int, int], Tuple[int, int]] = {}
         self.interpolation = INTERPOLATIONS[interpolation]
         self.channels = spec.channels
@@ -101,8 +104,9 @@ class Preprocessor:
                     and trained[0] * trained[1] <= self.pixel_budget):
                 size = trained   # within max_stretch of the trained aspect: the trained input
             else:
+                low, high = self.size_limits or (None, None)
                 size = aspect_input_size(width / stretch, height, self.pixel_budget,
-                                         self.spec.size_multiple)
+                                         self.spec.size_multiple, low, high)
             if len(self._sizes) >= 64:      # camera resolutions are few; a stream of odd sizes is not
                 self._sizes.clear()
             self._sizes[(width, height)] = size

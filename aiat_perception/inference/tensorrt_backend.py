@@ -7,12 +7,20 @@ the ONNX Runtime backend's contract ({output name: float32 [B, cells, values]}),
 are shared. Device memory and streams come from cuda-python or pycuda (``engine/cuda_api.py``).
 
 The engine comes from ``engine=PATH`` or from the engine cache (``engine/cache.py``), built there at
-start-up when ``build_if_missing`` is set. Never run on hardware here (no GPU, no TensorRT).
+start-up when ``build_if_missing`` is set.
+
+Flexible bundles: the engine's optimization profile is a box of input sizes (``engine/profile.py``).
+Each run sets the actual input shape (``set_input_shape``), refuses a shape outside the profile with
+the rebuild command, reads the output shapes from the context afterwards, and grows the device and
+pinned host buffers when a shape needs more than they hold (:func:`grown_buffers`). The box is
+``input_sizes``, which the Detector's keep_aspect size picker respects.
+
+Never run on hardware: no GPU and no TensorRT where it was written; the pure helpers are unit-tested.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -68,6 +76,32 @@ def tensor_name_map(engine_names: Sequence[str], bundle_to_engine: Optional[Dict
     return {to_bundle.get(e, e): e for e in engine_names}
 
 
+def tensor_nbytes(shape: Sequence[int], dtype: Any) -> int:
+    """Bytes of a tensor of ``shape`` (no dynamic dimensions) and ``dtype``."""
+    if any(int(d) < 0 for d in shape):
+        raise ValueError(f'tensor shape {list(shape)} still has dynamic dimensions')
+    return int(np.prod([int(d) for d in shape], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def grown_buffers(capacity: Dict[str, int], needed: Dict[str, int]) -> Dict[str, int]:
+    """{tensor: new byte size} for the buffers that must be (re)allocated: those missing or smaller
+    than ``needed``. Buffers only grow (a smaller frame reuses a bigger buffer), so a camera that
+    alternates sizes allocates once per size maximum, not per frame."""
+    return {name: int(n) for name, n in needed.items() if int(n) > capacity.get(name, -1)}
+
+
+def shape_refusal(engine: Any, shape: Sequence[int], sizes: Any, batch: Sequence[int],
+                  command: str) -> Optional[str]:
+    """The message refusing input ``shape`` outside the engine's profile (None when inside)."""
+    from ..engine.profile import check_input_shape
+    problem = check_input_shape(shape, sizes, batch)
+    if problem is None:
+        return None
+    return (f'tensorrt backend: engine {engine} cannot take input {list(shape)}: {problem} '
+            f'(profile: batch {batch[0]}:{batch[1]}:{batch[2]}, {sizes.describe()}). Pick a size '
+            f'inside it (the Detector does for keep_aspect) or rebuild the engine for it: {command}')
+
+
 def concrete_shape(shape: Sequence[int], batch: int) -> Tuple[int, ...]:
     """An engine shape with its dynamic batch (-1) set; other dynamic dims are an error."""
     out = tuple(batch if i == 0 and d < 0 else int(d) for i, d in enumerate(shape))
@@ -79,14 +113,18 @@ def concrete_shape(shape: Sequence[int], batch: int) -> Tuple[int, ...]:
 class TensorRTBackend(Backend):
     """Options: ``engine`` (path; default: the engine cache), ``precision`` ('fp16'), ``batch``
     (N or (min, opt, max) for a cached engine, default 1), ``cache_dir``, ``build_if_missing``
-    (False), ``workspace_mb``, ``device_id`` (0), ``warmup`` (runs at start, default 3)."""
+    (False), ``workspace_mb``, ``device_id`` (0), ``warmup`` (runs at start, default 3), and for a
+    flexible bundle's cached engine ``min_size``/``max_size`` ((height, width) or 'HxW': the
+    profile box; default engine/profile.py's)."""
 
     name = 'tensorrt'
 
     def __init__(self, bundle: Bundle, engine: Optional[Union[str, Path]] = None, precision: str = 'fp16',
                  batch: Union[int, Sequence[int]] = 1, cache_dir: Optional[Union[str, Path]] = None,
                  build_if_missing: bool = False, workspace_mb: Optional[int] = None,
-                 device_id: int = 0, warmup: int = 3):
+                 device_id: int = 0, warmup: int = 3,
+                 min_size: Optional[Union[str, Sequence[int]]] = None,
+                 max_size: Optional[Union[str, Sequence[int]]] = None):
         super().__init__(bundle)
         problem = availability()
         if problem:
@@ -94,8 +132,8 @@ class TensorRTBackend(Backend):
         from ..engine.builder import machine_facts
         from ..engine.cache import ensure_engine
         from ..engine.cuda_api import cuda_runtime
-        from ..engine.metadata import check_engine, read_metadata
-        from ..engine.profile import parse_batch
+        from ..engine.metadata import build_command, check_engine, read_metadata
+        from ..engine.profile import parse_batch, parse_size
         from ..engine.trt_api import CollectingLogger, import_tensorrt
 
         trt = import_tensorrt()
@@ -104,7 +142,9 @@ class TensorRTBackend(Backend):
         machine = machine_facts(device_id, trt, cuda)
         if engine is None:
             engine = ensure_engine(bundle, precision, parse_batch(batch), cache_dir, build_if_missing,
-                                   workspace_mb, machine=machine)
+                                   workspace_mb, machine=machine,
+                                   min_size=None if min_size is None else parse_size(min_size),
+                                   max_size=None if max_size is None else parse_size(max_size))
         engine = Path(engine)
         if not engine.is_file():
             raise BundleError(f'{engine}: engine file does not exist')
@@ -112,8 +152,6 @@ class TensorRTBackend(Backend):
         check_engine(engine, meta, machine, bundle)
         self.engine_path, self.metadata = engine, meta
         self.device = f'tensorrt:{device_id}'
-        self._buffers: List[Tuple[str, int]] = []
-        self._pinned: List[np.ndarray] = []
         self._stream = None
 
         self._logger = CollectingLogger(trt)
@@ -146,43 +184,92 @@ class TensorRTBackend(Backend):
         if self._dtypes[self._input_name] != np.float32:
             raise BundleError(f'{engine}: input {self._input_name!r} is {self._dtypes[self._input_name]}, '
                               f'expected float32 (the bundle\'s preprocessing output)')
+        self.input_sizes = self._profile_sizes(engine, meta, inputs[self._input_name])
+        self._rebuild_command = build_command(
+            bundle.path, meta.precision, meta.batch, output=engine, workspace_mb=meta.workspace_mb,
+            calibration=(meta.calibration or {}).get('source'), sizes=self.input_sizes)
 
         self._stream = cuda.stream()
-        self._host: Dict[str, np.ndarray] = {}
+        self._host: Dict[str, np.ndarray] = {}        # pinned, flat, grown on demand
         self._device_ptr: Dict[str, int] = {}
-        for n in names:
-            shape = concrete_shape(shapes[n], self.max_batch)
-            host = cuda.pinned_empty(shape, self._dtypes[n])
-            self._pinned.append(host)
-            self._host[n] = host
-            self._device_ptr[n] = cuda.malloc(host.nbytes)
-            self._buffers.append((n, self._device_ptr[n]))
-            if not self._context.set_tensor_address(self._engine_name[n], self._device_ptr[n]):
-                raise BundleError(f'{engine}: TensorRT refused the address of tensor {n!r}')
-        opt = meta.batch[1]
-        zeros = np.zeros((opt,) + self._inputs[self._input_name].shape[1:], np.float32)
+        self._capacity: Dict[str, int] = {}           # bytes of each tensor's buffers
+        opt_h, opt_w = self.input_sizes.opt
+        zeros = np.zeros((meta.batch[1], bundle.input.channels, opt_h, opt_w), np.float32)
         for _ in range(max(0, int(warmup))):
             self._run(zeros)
+
+    def _profile_sizes(self, engine: Path, meta: Any, input_shape: Sequence[int]) -> Any:
+        """The engine's own profile 0 as a SizeRange, checked against its metadata."""
+        from ..engine.profile import SizeRange, size_range_of_shapes
+        name = self._engine_name[self._input_name]
+        if all(int(d) >= 0 for d in input_shape[2:]):       # static height and width
+            hw = (int(input_shape[2]), int(input_shape[3]))
+            sizes = SizeRange(hw, hw, hw, 1)
+        else:
+            shapes = self._engine.get_tensor_profile_shape(name, 0)    # [min, opt, max] Dims
+            sizes = size_range_of_shapes(shapes, self.bundle.input.size_multiple)
+        recorded = meta.input_sizes
+        if recorded is not None and (recorded.min, recorded.max) != (sizes.min, sizes.max):
+            raise BundleError(f'{engine}: the engine\'s profile is {sizes.describe()} but its metadata '
+                              f'says {recorded.describe()}: the metadata belongs to another engine; '
+                              f'rebuild with aiat-engine build')
+        return sizes
+
+    def _ensure_buffers(self, needed: Dict[str, int]) -> None:
+        """(Re)allocate the device and pinned host buffers that ``needed`` bytes outgrow, and give
+        TensorRT the new addresses."""
+        cuda = self._cuda
+        grow = grown_buffers(self._capacity, needed)
+        if not grow:
+            return
+        cuda.synchronize(self._stream)      # nothing in flight uses the old buffers
+        for name, nbytes in grow.items():
+            if name in self._device_ptr:
+                cuda.free(self._device_ptr.pop(name))
+                cuda.free_pinned(self._host.pop(name))
+            count = -(-nbytes // self._dtypes[name].itemsize)
+            self._host[name] = cuda.pinned_empty((count,), self._dtypes[name])
+            self._device_ptr[name] = cuda.malloc(nbytes)
+            self._capacity[name] = nbytes
+            if not self._context.set_tensor_address(self._engine_name[name], self._device_ptr[name]):
+                raise BundleError(f'{self.engine_path}: TensorRT refused the address of tensor {name!r}')
 
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         n = len(batch)
         run_n = max(n, self.min_batch)     # pad up to the profile's minimum batch
+        shape = (run_n,) + tuple(int(d) for d in batch.shape[1:])
+        refusal = shape_refusal(self.engine_path, shape, self.input_sizes, self.metadata.batch,
+                                self._rebuild_command)
+        if refusal:
+            raise ValueError(refusal)
         cuda, stream = self._cuda, self._stream
-        host_in = self._host[self._input_name][:run_n]
+        context, input_name = self._context, self._input_name
+        if not context.set_input_shape(self._engine_name[input_name], shape):
+            raise ValueError(f'tensorrt backend: engine {self.engine_path} refused input shape '
+                             f'{list(shape)} ({"; ".join(self._logger.errors()[-3:]) or "no detail"}); '
+                             f'rebuild: {self._rebuild_command}')
+        # output shapes follow from the input shape once it is set
+        out_shapes = {name: tuple(int(d) for d in context.get_tensor_shape(self._engine_name[name]))
+                      for name in self._output_names}
+        for name, out_shape in out_shapes.items():
+            if any(d < 0 for d in out_shape):
+                raise RuntimeError(f'tensorrt backend: output {name!r} has no concrete shape '
+                                   f'({list(out_shape)}) for input {list(shape)}')
+        needed = {input_name: tensor_nbytes(shape, self._dtypes[input_name])}
+        needed.update({name: tensor_nbytes(s, self._dtypes[name]) for name, s in out_shapes.items()})
+        self._ensure_buffers(needed)
+
+        host_in = self._host[input_name][:int(np.prod(shape))].reshape(shape)
         np.copyto(host_in[:n], batch, casting='same_kind')
         if run_n > n:
             host_in[n:] = 0
-        if not self._context.set_input_shape(self._engine_name[self._input_name], host_in.shape):
-            raise RuntimeError(f'tensorrt backend: engine {self.engine_path} refused input shape '
-                               f'{list(host_in.shape)} (profile {self.metadata.batch})')
-        cuda.htod_async(self._device_ptr[self._input_name], host_in, stream)
-        if not self._context.execute_async_v3(cuda.stream_handle(stream)):
+        cuda.htod_async(self._device_ptr[input_name], host_in, stream)
+        if not context.execute_async_v3(cuda.stream_handle(stream)):
             raise RuntimeError(f'tensorrt backend: execute_async_v3 failed '
                                f'({"; ".join(self._logger.errors()[-3:]) or "no detail"})')
         views = {}
-        for name in self._output_names:
-            shape = tuple(int(d) for d in self._context.get_tensor_shape(self._engine_name[name]))
-            view = self._host[name].reshape(-1)[:int(np.prod(shape))].reshape(shape)
+        for name, out_shape in out_shapes.items():
+            view = self._host[name][:int(np.prod(out_shape))].reshape(out_shape)
             cuda.dtoh_async(view, self._device_ptr[name], stream)
             views[name] = view
         cuda.synchronize(stream)
@@ -193,11 +280,13 @@ class TensorRTBackend(Backend):
         cuda = getattr(self, '_cuda', None)
         if cuda is None:
             return
-        for _, ptr in getattr(self, '_buffers', []):
+        if getattr(self, '_stream', None) is not None:
+            cuda.synchronize(self._stream)
+        for ptr in getattr(self, '_device_ptr', {}).values():
             cuda.free(ptr)
-        for host in getattr(self, '_pinned', []):
+        for host in getattr(self, '_host', {}).values():
             cuda.free_pinned(host)
         if getattr(self, '_stream', None) is not None:
             cuda.destroy_stream(self._stream)
-        self._buffers, self._pinned, self._stream = [], [], None
+        self._device_ptr, self._host, self._capacity, self._stream = {}, {}, {}, None
         self._context = self._engine = self._runtime = None

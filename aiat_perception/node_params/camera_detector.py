@@ -18,7 +18,8 @@ DEVICES = ('auto', 'cpu', 'cuda', 'tensorrt')
 GPU_LOAD_SOURCES = ('auto', 'nvml', 'tegrastats', 'jtop', 'none')
 ORT_PROVIDER = {'cuda': 'CUDAExecutionProvider', 'tensorrt': 'TensorrtExecutionProvider'}
 ORT_EP_OPTIONS = ('trt_fp16', 'trt_cache_dir', 'trt_timing_cache')
-ENGINE_OPTIONS = ('engine_path', 'engine_precision', 'engine_cache_dir', 'build_engine_if_missing')
+ENGINE_OPTIONS = ('engine_path', 'engine_precision', 'engine_cache_dir', 'build_engine_if_missing',
+                  'engine_max_size')
 ORT_GPU_HINT = ('install onnxruntime-gpu (x86_64: pip install "onnxruntime-gpu[cuda,cudnn]"; Jetson: '
                 "NVIDIA's wheel for your JetPack, see docs/jetson.md) in place of onnxruntime")
 
@@ -51,6 +52,9 @@ TABLE = ParameterTable('camera_detector', [
           choices=('fp32', 'fp16', 'int8')),
     Param('engine_cache_dir', '', 'backend tensorrt: engine cache root; empty = $AIAT_ENGINE_CACHE or '
           '~/.cache/aiat/engines'),
+    Param('engine_max_size', '', 'backend tensorrt, flexible bundles: largest input HEIGHTxWIDTH of the '
+          'cached engine\'s optimization profile (e.g. 448x1536 for a wide camera); empty = a square '
+          'holding keep_aspect inputs of the trained pixel count up to 4:1 (832x832 for 416x416)'),
     Param('build_engine_if_missing', True, 'backend tensorrt: build a missing engine into the cache at '
           'start (minutes on a Jetson); false = stop naming the aiat-engine command'),
     Param('build_engine_only', False, 'build (or find) the TensorRT engine, log where it is and exit 0 '
@@ -126,7 +130,13 @@ def cross_field_problems(values: Dict[str, object]) -> List[str]:
     if backend != 'tensorrt':
         problems += [f'{name}: only used by backend tensorrt (backend is {backend})'
                      for name in _changed(values, ENGINE_OPTIONS)]
-    elif values['engine_precision'] == 'int8' and not values['engine_path']:
+    elif values.get('engine_max_size'):
+        from ..engine.profile import ProfileError, parse_size
+        try:
+            parse_size(str(values['engine_max_size']))
+        except ProfileError as exc:
+            problems.append(f'engine_max_size: {exc}')
+    if backend == 'tensorrt' and values['engine_precision'] == 'int8' and not values['engine_path']:
         problems.append('engine_precision: an int8 engine needs calibration data; build it with '
                         '`aiat-engine build BUNDLE --precision int8 --calibration DATA` and set engine_path')
     if values['build_engine_only']:
@@ -252,6 +262,8 @@ def inference_plan(values: Dict[str, object], facts: Availability,
                    'cache_dir': str(values['engine_cache_dir']) or None,
                    'build_if_missing': bool(values['build_engine_if_missing'] or values['build_engine_only']),
                    'workspace_mb': workspace, 'device_id': device_id}
+        if values.get('engine_max_size'):
+            options['max_size'] = str(values['engine_max_size'])
         return InferencePlan(backend, requested, 'tensorrt', options)
     if requested == 'auto':
         device, why = ('cuda', 'torch sees a CUDA device') if facts.torch_cuda else ('cpu', 'torch has no CUDA')

@@ -45,6 +45,7 @@ from aiat_perception.engine.builder import EngineBuildError
 from aiat_perception.engine.cache import EngineMissing, default_cache_root, ort_tensorrt_cache_dir
 from aiat_perception.engine.cuda_api import CudaError
 from aiat_perception.engine.metadata import EngineMismatch
+from aiat_perception.engine.profile import ProfileError
 from aiat_perception.engine.trt_api import TensorRTUnavailable
 from aiat_perception.gpu_load import GpuLoad, diagnostic_values
 from aiat_perception.inference import BundleError, Detector
@@ -155,6 +156,8 @@ class CameraDetector(Node):
             self.detector = Detector(bundle, backend=plan.backend, resize=p['resize'] or None,
                                      pixel_budget=p['pixel_budget'] or None, tiling=p['tiling'],
                                      tile_overlap=p['tile_overlap'], **plan.options)
+        except ProfileError as exc:   # an engine profile box the bundle cannot take
+            raise ParameterError(f'engine_max_size: {exc}') from exc
         except ValueError as exc:  # an input size the bundle cannot take (resize, pixel_budget)
             raise ParameterError(f'resize/pixel_budget: {exc}') from exc
         except EngineMissing as exc:

@@ -90,7 +90,8 @@ def cmd_export(args) -> int:
 
     report = export_checkpoint(args.checkpoint, args.out, weights=args.weights,
                                score_threshold=args.score_threshold, nms_iou_threshold=args.nms_iou_threshold,
-                               opset=args.opset, simplify=not args.no_simplify, tolerance=args.tolerance)
+                               opset=args.opset, simplify=not args.no_simplify, tolerance=args.tolerance,
+                               resize=args.resize, flexible=False if args.fixed else None)
     _print(report)
     return 0
 
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument('--opset', type=int, default=17)
     ex.add_argument('--no-simplify', action='store_true', help='skip onnxsim')
     ex.add_argument('--tolerance', type=float, default=1e-3, help='max allowed |ORT - torch|')
+    ex.add_argument('--resize', choices=('keep_aspect', 'letterbox', 'stretch'),
+                    help='bundle input.resize (default: the run\'s export.resize, keep_aspect)')
+    ex.add_argument('--fixed', action='store_true', help='export a fixed-size bundle even when the model '
+                    'could be flexible (default: the run\'s export.flexible, auto)')
     ex.set_defaults(func=cmd_export)
 
     from aiat_training import ablation

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import Field
 
@@ -92,6 +92,19 @@ class OutputSection(Section):
                       'tensorboard/, eval/, bundle/. Relative to the current directory.')
 
 
+class ExportSection(Section):
+    flexible: Union[bool, Literal['auto']] = Field(
+        'auto', description='Export ONNX with dynamic height and width, so the bundle takes any input '
+        'that is a multiple of the largest stride (`input.flexible`, `size_multiple`). `auto`: when the '
+        'model allows it (checked by running it at another size); a model that cannot be flexible is '
+        'exported fixed with a note in `export_check.json`. `true`: fail instead; `false`: fixed size.')
+    resize: Literal['keep_aspect', 'letterbox', 'stretch'] = Field(
+        'keep_aspect', description='The bundle\'s `input.resize` (how the vehicle fits camera frames to '
+        'the network): `keep_aspect` picks per camera resolution an input that keeps the aspect ratio '
+        'within the trained pixel count (flexible bundles; a fixed export falls back to `letterbox`), '
+        '`letterbox` pads into the trained size, `stretch` resizes to it as training does.')
+
+
 class FitConfig(TrainingConfig):
     model: ModelSection = Field(default_factory=ModelSection, description='Network and transfer strategy.')
     loss: LossSection = Field(default_factory=LossSection, description='Loss weights and label assignment.')
@@ -99,6 +112,8 @@ class FitConfig(TrainingConfig):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection, description='Epochs and learning-rate schedule.')
     train: TrainSection = Field(default_factory=TrainSection, description='Batching, precision, EMA, logging.')
     output: OutputSection = Field(default_factory=OutputSection, description='Where the run is written.')
+    export: ExportSection = Field(default_factory=ExportSection, description='The bundle `aiat-train export` '
+                                  '(and `eval --checkpoint`) writes from a checkpoint of this run.')
 
 
 def fit_config_from_dict(data: dict | None, source: str = '<config>',

@@ -203,6 +203,9 @@ def test_native_tensorrt_backend_options_and_unavailability():
                                           engine_precision='int8', build_engine_if_missing=False),
                           Availability(ort_providers=()))
     assert plan.options['engine'] == '/e/model.engine' and plan.options['build_if_missing'] is False
+    plan = inference_plan(detector_values(backend='tensorrt', engine_max_size='448x1536'),
+                          Availability(ort_providers=()))
+    assert plan.options['max_size'] == '448x1536'        # the cached engine's profile box (flexible bundles)
     with pytest.raises(ParameterError) as info:
         inference_plan(detector_values(backend='tensorrt'), Availability(tensorrt_problem=TRT_MISSING))
     assert str(info.value) == f'backend: tensorrt requested but it cannot run here: {TRT_MISSING}'
@@ -251,6 +254,11 @@ def test_options_that_would_do_nothing_are_refused():
     for name, value in (('engine_path', '/e'), ('engine_precision', 'fp32'), ('engine_cache_dir', '/c'),
                         ('build_engine_if_missing', False)):
         assert problems({name: value}) == [f'{name}: only used by backend tensorrt (backend is onnxruntime)']
+    assert problems({'engine_max_size': '448x1536'}) == [
+        'engine_max_size: only used by backend tensorrt (backend is onnxruntime)']
+    assert problems({'backend': 'tensorrt', 'engine_max_size': '448x1536'}) == []
+    assert problems({'backend': 'tensorrt', 'engine_max_size': 'wide'}) == [
+        "engine_max_size: size 'wide': expected HEIGHTxWIDTH, e.g. 448x1280"]
     assert problems({'backend': 'tensorrt', 'engine_precision': 'int8'})[0].startswith(
         'engine_precision: an int8 engine needs calibration data')
     assert problems({'build_engine_only': True, 'device': 'cpu'})[0].startswith(
