@@ -67,7 +67,7 @@ class FusionResult:
     unsupported: List[int]            # 2D boxes without enough points
     confirmed: int                    # camera detections a lidar detection (or, without lidar
                                       # detections, a cluster of >= min_points) confirms
-    camera_count: int                 # camera detections in
+    camera_count: int                 # camera detections of config.confirm_classes (all when empty)
     lidar_in_view: int                # lidar detections of config.miss_classes projecting into the image
     lidar_missed: int                 # of those, the ones no camera box matches
     ious: List[float]                 # IoU of each associated (camera box, projected lidar box) pair
@@ -183,11 +183,12 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
                                    est.surface, surface_distance, source))
     times['boxes'] = (time.perf_counter() - t3) * 1e3
 
-    supported = len(boxes) - len(unsupported)
+    counted = [k for k in range(len(boxes)) if not cfg.confirm_classes or str(class_names[k]) in cfg.confirm_classes]
     if lidar_detections is not None:
-        confirmed = sum(1 for g in lidar_index if g is not None)
+        confirmed = sum(1 for k in counted if lidar_index[k] is not None)
     else:
-        confirmed = supported
+        bad = set(unsupported)
+        confirmed = sum(1 for k in counted if k not in bad)
     ious = [box_iou[k] for k in range(len(boxes)) if lidar_index[k] is not None]
-    return FusionResult(objects, unsupported, confirmed, len(boxes), in_view, missed, ious, times,
+    return FusionResult(objects, unsupported, confirmed, len(counted), in_view, missed, ious, times,
                         dropped, int(len(uv)), None if projected is None else projected.boxes)
