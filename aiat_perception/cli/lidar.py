@@ -199,7 +199,7 @@ def cmd_fuse(args) -> int:
     except (BundleError, ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from exc
     lidar = PointCloudDetector(_params('lidar', args.params, args.set))
-    out = run_frame(frame, detector, lidar, config)
+    out = run_frame(frame, detector, lidar, config, moderate_only=not args.any_difficulty)
     r = out.result
     fused = {o.detection_index: o for o in r.objects}
     entries = []
@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument('--cloud', required=True, help='point cloud (.bin KITTI velodyne, .npy, .pcd)')
     f.add_argument('--kitti-calib', required=True, metavar='CALIB', help='KITTI calib file of the frame')
     f.add_argument('--kitti-labels', metavar='LABEL', help='KITTI label file: report the distance errors')
+    f.add_argument('--any-difficulty', action='store_true',
+                   help="with labels: match labels of any difficulty (default: KITTI's moderate ones, the "
+                        "real-camera rule)")
     f.add_argument('--json', action='store_true', help='one JSON document')
     f.add_argument('--png', metavar='OUT', help="write the picture (image and bird's-eye view) here")
     f.add_argument('--bundle', help='camera model bundle (default: the pretrained COCO bundle)')

@@ -5,7 +5,8 @@
 1. the lidar points (finite ones, ``min_range``..``max_range`` from the camera) go into the camera
    frame and through the camera (:mod:`aiat_perception.fusion.camera`);
 2. per 2D box, the points inside its central part (``box_shrink``: the box's corners show
-   background) form depth clusters; the dominant one is the object
+   background; the whole box when the central part holds fewer than ``min_points``) form depth
+   clusters; the dominant one is the object
    (:func:`aiat_perception.fusion.estimate.dominant_cluster`);
 3. lidar detections, when given, are projected and matched to the camera boxes
    (:mod:`aiat_perception.fusion.association`);
@@ -105,6 +106,15 @@ def _boxes(boxes_xyxy, n_names: int, scores) -> tuple:
     return boxes, scores
 
 
+def _points_in_box(u: np.ndarray, uv: np.ndarray, box: np.ndarray, shrink: float) -> np.ndarray:
+    """Indices of the pixels (sorted by u) inside the central ``shrink`` part of ``box``."""
+    cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+    hw, hh = (box[2] - box[0]) * shrink / 2.0, (box[3] - box[1]) * shrink / 2.0
+    lo, hi = np.searchsorted(u, cx - hw, 'left'), np.searchsorted(u, cx + hw, 'right')
+    v = uv[lo:hi, 1]
+    return np.flatnonzero((v >= cy - hh) & (v <= cy + hh)) + lo
+
+
 def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_lidar,
          camera: CameraModel, config: Optional[FusionConfig] = None,
          lidar_detections: Optional[Sequence] = None) -> FusionResult:
@@ -152,11 +162,10 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
         if not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
             unsupported.append(k)
             continue
-        cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
-        hw, hh = (box[2] - box[0]) * cfg.box_shrink / 2.0, (box[3] - box[1]) * cfg.box_shrink / 2.0
-        lo, hi = np.searchsorted(u, cx - hw, 'left'), np.searchsorted(u, cx + hw, 'right')
-        v = uv[lo:hi, 1]
-        inside = np.flatnonzero((v >= cy - hh) & (v <= cy + hh)) + lo
+        inside = _points_in_box(u, uv, box, cfg.box_shrink)
+        if len(inside) < cfg.min_points and cfg.box_shrink < 1.0:
+            # a far or small object: every point counts, the dominant cluster keeps the background out
+            inside = _points_in_box(u, uv, box, 1.0)
         if len(inside) < cfg.min_points:
             unsupported.append(k)
             continue

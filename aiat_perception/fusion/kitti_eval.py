@@ -57,10 +57,10 @@ class MatchedError:
 
 
 def distance_errors(result, detections: Sequence[LabeledBox], labels: Sequence[KittiObject],
-                    calib: KittiCalibration) -> List[MatchedError]:
+                    calib: KittiCalibration, moderate_only: bool = True) -> List[MatchedError]:
     """One entry per counted label a camera detection matches (``result``: the fusion of exactly
-    those detections, in that order)."""
-    recall = kitti_camera_recall(detections, labels)
+    those detections, in that order); ``moderate_only=False`` counts labels of any difficulty."""
+    recall = kitti_camera_recall(detections, labels, moderate_only=moderate_only)
     by_detection = {o.detection_index: o for o in result.objects}
     index_of = {id(o): i for i, o in enumerate(labels)}
     out = []

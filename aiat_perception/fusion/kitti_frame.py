@@ -82,10 +82,12 @@ class FrameFusion:
                 for b, label, s in zip(d.boxes, d.labels, d.scores)]
 
 
-def run_frame(frame: KittiFrame, detector, lidar_detector, config: Optional[FusionConfig] = None) -> FrameFusion:
+def run_frame(frame: KittiFrame, detector, lidar_detector, config: Optional[FusionConfig] = None,
+              moderate_only: bool = True) -> FrameFusion:
     """Camera detections (``detector``: an inference Detector), lidar detections
     (``lidar_detector``: a PointCloudDetector, or None to fuse without them), fusion, and with
-    labels the distance error of every matched object."""
+    labels the distance error of every matched object (of moderate difficulty, or any with
+    ``moderate_only=False``)."""
     import time
     t0 = time.perf_counter()
     dets = detector.detect_one(frame.image)
@@ -96,5 +98,5 @@ def run_frame(frame: KittiFrame, detector, lidar_detector, config: Optional[Fusi
                   config, lidar)
     out = FrameFusion(dets, lidar or [], result, camera_ms=(t1 - t0) * 1e3, lidar_ms=(t2 - t1) * 1e3)
     if frame.labels is not None:
-        out.errors = distance_errors(result, out.labeled_boxes(), frame.labels, frame.calib)
+        out.errors = distance_errors(result, out.labeled_boxes(), frame.labels, frame.calib, moderate_only)
     return out

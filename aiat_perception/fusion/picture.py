@@ -23,7 +23,7 @@ def depth_colors(depth: np.ndarray, near: float = 5.0, far: float = 60.0) -> np.
 def render(image: np.ndarray, points_lidar: np.ndarray, cam_from_lidar: np.ndarray, camera, result,
            detections, lidar_detections: Sequence = (), ground_truth: Sequence = (),
            error_lines: Sequence[str] = (), title: str = '',
-           bev_extent=(-5.0, 55.0, -25.0, 25.0), bev_height: int = 600) -> np.ndarray:
+           bev_extent=None, bev_height: int = 600) -> np.ndarray:
     """One BGR picture: left the image (points coloured by depth, camera boxes labelled with class,
     score and fused distance, projected lidar boxes of a class thin grey) over ``error_lines``; right the
     bird's-eye view (lidar frame) with the fused positions as numbered yellow dots."""
@@ -44,10 +44,17 @@ def render(image: np.ndarray, points_lidar: np.ndarray, cam_from_lidar: np.ndarr
         labels.append(f'{k} {name} {float(score):.2f} ' + (f'{o.distance:.1f} m' if o else 'no depth'))
     img = draw_boxes(img, detections.boxes, labels, detections.class_ids, None, thickness=2)
 
+    lidar_from_cam = np.linalg.inv(cam_from_lidar)
+    if bev_extent is None:
+        # ahead far enough for every fused object and labelled box, 10 m steps, at least 55 m
+        ahead = [transform_points(o.position[None], lidar_from_cam)[0, 0] for o in result.objects]
+        ahead += [g.center[0] for g in ground_truth]
+        reach = max([50.0] + [float(a) for a in ahead if np.isfinite(a)])
+        x1 = 10.0 * np.ceil((reach + 8.0) / 10.0) - 5.0
+        bev_extent = (-5.0, x1, -(x1 + 5.0) / 2.4, (x1 + 5.0) / 2.4)
     x0, x1, y0, y1 = bev_extent
     ppm = bev_height / (x1 - x0)
     bev = render_bev(points_lidar, lidar_detections, ground_truth, bev_extent, ppm, title)
-    lidar_from_cam = np.linalg.inv(cam_from_lidar)
     for o in result.objects:
         x, y, _ = transform_points(o.position[None], lidar_from_cam)[0]
         px, py = int(round((y1 - y) * ppm)), int(round((x1 - x) * ppm))

@@ -234,3 +234,16 @@ def test_config_from_dict_rejects_unknown_settings():
     with pytest.raises(FusionConfigError, match='fusion.yaml: fusion config depth_gap'):
         FusionConfig.from_dict({'depth_gap': 0}, 'fusion.yaml')
     assert FusionConfig.from_dict({'min_points': 3}).min_points == 3
+
+
+def test_a_small_far_box_falls_back_to_the_whole_box():
+    person, rest = person_scene()
+    box = image_box(person)
+    points = np.concatenate([person, rest])
+    shrunk = fuse(box[None], ['person'], [0.9], points, CAM_FROM_LIDAR, CAMERA, FusionConfig(min_points=200))
+    # the central 60 % holds fewer than 200 person points: the whole box is searched, and the wall
+    # and ground beside the person still lose to the person's cluster
+    inner = fuse(box[None], ['person'], [0.9], person, CAM_FROM_LIDAR, CAMERA, FusionConfig(min_points=1))
+    assert inner.objects[0].n_points < 200 <= len(person)
+    (obj,) = shrunk.objects
+    assert obj.n_points >= 200 and obj.surface_distance == pytest.approx(10.0, abs=0.15)

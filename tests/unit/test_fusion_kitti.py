@@ -115,3 +115,13 @@ def test_cli_fuse_errors_name_the_file(tmp_path, capsys):
     assert r.returncode == 2 and 'box_shrink' in r.stderr
     with pytest.raises(FrameError, match='not an image'):
         KittiFrame.read(calib, cloud, calib)
+
+
+def test_kitti_000001_far_car_gets_a_distance_within_the_floor(camera_detector, lidar_detector):
+    # 000001 has no moderate label (the car is 21.6 px tall); at any difficulty the detector finds
+    # the car 61 m away, whose shrunk box holds too few points: the whole box is used instead
+    out = run_frame(KittiFrame.read(*files('000001')), camera_detector, lidar_detector, FusionConfig(),
+                    moderate_only=False)
+    cars = [e for e in out.errors if e.kitti_type == 'Car']
+    assert len(cars) == 1 and cars[0].distance is not None
+    assert cars[0].relative_error <= 0.10
