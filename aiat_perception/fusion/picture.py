@@ -24,15 +24,24 @@ def render(image: np.ndarray, points_lidar: np.ndarray, cam_from_lidar: np.ndarr
            detections, lidar_detections: Sequence = (), ground_truth: Sequence = (),
            error_lines: Sequence[str] = (), title: str = '',
            bev_extent=None, bev_height: int = 600) -> np.ndarray:
-    """One BGR picture: left the image (points coloured by depth, camera boxes labelled with class,
+    """One BGR picture: left the image (lidar points inside the camera boxes coloured by depth,
+    near red to far blue; camera boxes labelled with class,
     score and fused distance, projected lidar boxes of a class thin grey) over ``error_lines``; right the
     bird's-eye view (lidar frame) with the fused positions as numbered yellow dots."""
     from aiat_perception.fusion.camera import transform_points
     img = image.copy()
     proj = camera.project_lidar(points_lidar, cam_from_lidar)
     ok = proj.valid
+    # the points inside the camera boxes (what the fusion looks at), coloured by depth
+    in_box = np.zeros(len(ok), bool)
+    with np.errstate(invalid='ignore'):
+        for x0, y0, x1, y1 in np.asarray(detections.boxes, np.float64).reshape(-1, 4):
+            in_box |= (proj.uv[:, 0] >= x0) & (proj.uv[:, 0] <= x1) & (proj.uv[:, 1] >= y0) & (proj.uv[:, 1] <= y1)
+    ok &= in_box
     uv = proj.uv[ok].astype(np.int32)
-    img[uv[:, 1], uv[:, 0]] = depth_colors(proj.depth[ok])
+    for du, dv in ((0, 0), (1, 0), (0, 1), (1, 1)):       # 2x2 dots: visible at full size
+        img[np.minimum(uv[:, 1] + dv, img.shape[0] - 1), np.minimum(uv[:, 0] + du, img.shape[1] - 1)] = \
+            depth_colors(proj.depth[ok])
     if result.lidar_boxes is not None:
         for box, det in zip(result.lidar_boxes, lidar_detections):
             if np.all(np.isfinite(box)) and det.class_name not in ('unknown', 'other'):
