@@ -22,6 +22,7 @@ Bad input loses nothing: non-finite points are dropped and counted, a non-finite
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -66,9 +67,10 @@ class FusedObject:
 class FusionResult:
     objects: List[FusedObject]
     unsupported: List[int]            # 2D boxes without enough points
-    confirmed: int                    # camera detections a lidar detection (or, without lidar
-                                      # detections, a cluster of >= min_points) confirms
+    confirmed: int                    # of those counted in camera_count, the ones a lidar detection
+                                      # confirms (without lidar detections: all of them, having points)
     camera_count: int                 # camera detections of config.confirm_classes (all when empty)
+                                      # with a fused distance <= config.confirm_max_distance
     lidar_in_view: int                # lidar detections of config.miss_classes projecting into the image
     lidar_missed: int                 # of those, the ones no camera box matches
     ious: List[float]                 # IoU of each associated (camera box, projected lidar box) pair
@@ -190,12 +192,16 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
                                    est.surface, surface_distance, source))
     times['boxes'] = (time.perf_counter() - t4) * 1e3
 
-    counted = [k for k in range(len(boxes)) if not cfg.confirm_classes or str(class_names[k]) in cfg.confirm_classes]
+    # the camera detections the lidar should confirm: a class it detects, with points, within reach
+    # (config.confirm_max_distance)
+    distance = {o.detection_index: o.distance for o in objects}
+    counted = [k for k in range(len(boxes))
+               if (not cfg.confirm_classes or str(class_names[k]) in cfg.confirm_classes)
+               and distance.get(k, math.inf) <= cfg.confirm_max_distance]
     if lidar_detections is not None:
         confirmed = sum(1 for k in counted if lidar_index[k] is not None)
     else:
-        bad = set(unsupported)
-        confirmed = sum(1 for k in counted if k not in bad)
+        confirmed = len(counted)
     ious = [box_iou[k] for k in range(len(boxes)) if lidar_index[k] is not None]
     return FusionResult(objects, unsupported, confirmed, len(counted), in_view, missed, ious, times,
                         dropped, int(len(uv)), None if projected is None else projected.boxes)
