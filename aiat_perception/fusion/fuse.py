@@ -132,8 +132,9 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
     t2 = time.perf_counter()
     times['project'] = (t2 - t1) * 1e3
     cols = transform_columns(x[idx], y[idx], z[idx], cam_from_lidar)
-    rng = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
-    near = np.flatnonzero((rng >= cfg.min_range) & (rng <= cfg.max_range))
+    with np.errstate(over='ignore', invalid='ignore'):       # absurd coordinates: infinitely far
+        rng = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
+        near = np.flatnonzero((rng >= cfg.min_range) & (rng <= cfg.max_range))
     order = near[np.argsort(uv[near, 0], kind='stable')]
     cam, rng, uv = cols[:, order].T, rng[order], uv[order]
     t3 = time.perf_counter()

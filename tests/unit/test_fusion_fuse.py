@@ -189,10 +189,18 @@ def test_empty_and_bad_inputs_lose_nothing():
     assert no_boxes.objects == [] and no_boxes.unsupported == [] and no_boxes.camera_count == 0
     assert no_boxes.points_in_image > 0
     clean = fuse(box, ['person'], [0.9], person, CAM_FROM_LIDAR, CAMERA)
+    no_lidar = fuse(box, ['person'], [0.9], person, CAM_FROM_LIDAR, CAMERA, lidar_detections=[])
+    assert no_lidar.objects[0].lidar_index is None and no_lidar.confirmed == 0 and no_lidar.camera_count == 1
+    assert no_lidar.lidar_in_view == 0 and no_lidar.ious == []
     dirty = np.concatenate([person, [[np.nan, 0, 0], [np.inf, 1.0, 0.0], [10.0, -np.inf, 0.0]]])
     noisy = fuse(box, ['person'], [0.9], dirty, CAM_FROM_LIDAR, CAMERA)
     assert noisy.points_dropped == 3
     np.testing.assert_allclose(noisy.objects[0].position, clean.objects[0].position)
+    huge = np.concatenate([person, [[1e300, 0.0, 0.0], [1e300, 1e299, -1e299], [-1e308, 0.0, 1e308]]])
+    absurd = fuse(box, ['person'], [0.9], huge, CAM_FROM_LIDAR, CAMERA)
+    np.testing.assert_allclose(absurd.objects[0].position, clean.objects[0].position)
+    giant_box = fuse(np.array([[-1e300, -1e300, 1e300, 1e300]]), ['person'], [0.9], person, CAM_FROM_LIDAR, CAMERA)
+    assert len(giant_box.objects) == 1
     bad_boxes = np.array([[np.nan, 0, 10, 10], [50, 50, 40, 60], box[0]])
     r = fuse(bad_boxes, ['person'] * 3, [0.9, 0.8, 0.7], person, CAM_FROM_LIDAR, CAMERA)
     assert r.unsupported == [0, 1] and [o.detection_index for o in r.objects] == [2]
