@@ -36,11 +36,11 @@ class FusionConfig:
     # camera classes the lidar should confirm: only these count in the confirm rate (a traffic light
     # or a sign is nothing the lidar detector reports); empty: every class
     confirm_classes: Tuple[str, ...] = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
-    # metres: camera detections with a fused distance beyond this do not count in the confirm rate.
-    # Default: no limit in practice. Set it to the lidar detector's reach when the camera sees much
-    # farther (a 16-ring lidar); a box with no points at all never counts (nothing to confirm with).
-    # Not lower than needed: under a wrong calibration a box's points may be background farther
-    # away, and a limit then drops the box from the count instead of counting it unconfirmed.
+    # metres: camera detections fused farther than this do not count in the confirm rate. Default:
+    # no limit in practice; set it to the lidar detector's reach when the camera sees much farther
+    # (a 16-ring lidar). Not lower than needed: under a wrong calibration a box's points may be
+    # background farther away, and the box would drop out of the count instead of counting as
+    # unconfirmed.
     confirm_max_distance: float = 200.0
 
     def __post_init__(self):

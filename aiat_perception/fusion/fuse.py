@@ -22,7 +22,6 @@ Bad input loses nothing: non-finite points are dropped and counted, a non-finite
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -68,9 +67,9 @@ class FusionResult:
     objects: List[FusedObject]
     unsupported: List[int]            # 2D boxes without enough points
     confirmed: int                    # of those counted in camera_count, the ones a lidar detection
-                                      # confirms (without lidar detections: all of them, having points)
-    camera_count: int                 # camera detections of config.confirm_classes (all when empty)
-                                      # with a fused distance <= config.confirm_max_distance
+                                      # confirms (without lidar detections: those with enough points)
+    camera_count: int                 # camera detections of config.confirm_classes (all when empty),
+                                      # except those fused farther than config.confirm_max_distance
     lidar_in_view: int                # lidar detections of config.miss_classes projecting into the image
     lidar_missed: int                 # of those, the ones no camera box matches
     ious: List[float]                 # IoU of each associated (camera box, projected lidar box) pair
@@ -193,16 +192,17 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
                                    est.surface, surface_distance, source))
     times['boxes'] = (time.perf_counter() - t4) * 1e3
 
-    # the camera detections the lidar should confirm: a class it detects, with points, within reach
-    # (config.confirm_max_distance)
+    # the camera detections the lidar should confirm: a class it detects, not fused beyond its reach
+    # (config.confirm_max_distance). A box with no points counts (unconfirmed): under a wrong
+    # calibration the points miss the boxes, and that is disagreement, not absence.
     distance = {o.detection_index: o.distance for o in objects}
     counted = [k for k in range(len(boxes))
                if (not cfg.confirm_classes or str(class_names[k]) in cfg.confirm_classes)
-               and distance.get(k, math.inf) <= cfg.confirm_max_distance]
+               and distance.get(k, 0.0) <= cfg.confirm_max_distance]
     if lidar_detections is not None:
         confirmed = sum(1 for k in counted if lidar_index[k] is not None)
     else:
-        confirmed = len(counted)
+        confirmed = sum(1 for k in counted if k in distance)
     ious = [box_iou[k] for k in range(len(boxes)) if lidar_index[k] is not None]
     return FusionResult(objects, unsupported, confirmed, len(counted), in_view, missed, ious, times,
                         dropped, int(len(uv)), None if projected is None else projected.boxes)

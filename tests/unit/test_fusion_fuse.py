@@ -141,14 +141,14 @@ def test_association_with_projected_lidar_boxes():
     by_det = {o.detection_index: o for o in r.objects}
     assert by_det[0].lidar_index == 0 and by_det[1].lidar_index == 1
     assert r.unsupported == [2]
-    # the box with no points is not the lidar's to confirm; both others are confirmed
-    assert r.camera_count == 2 and r.confirmed == 2
+    # the box with no points counts, unconfirmed (points that miss the boxes are disagreement)
+    assert r.camera_count == 3 and r.confirmed == 2
     far_only = fuse(boxes, ['car', 'truck', 'person'], [0.9, 0.8, 0.7], points, CAM_FROM_LIDAR, CAMERA,
                     FusionConfig(confirm_max_distance=20.0), lidar)
-    assert far_only.camera_count == 1 and far_only.confirmed == 1          # the car 30 m away is beyond reach
+    assert far_only.camera_count == 2 and far_only.confirmed == 1          # the car 30 m away is beyond reach
     no_classes = fuse(boxes, ['car', 'truck', 'person'], [0.9, 0.8, 0.7], points, CAM_FROM_LIDAR, CAMERA,
                       FusionConfig(confirm_classes=('person',)), lidar)
-    assert no_classes.camera_count == 0
+    assert no_classes.camera_count == 1 and no_classes.confirmed == 0      # only the empty 'person' box
     assert r.ious[0] == pytest.approx(1.0, abs=1e-6) and 0.6 < r.ious[1] < 1.0
     # the car behind is not in view; the unknown wall is in view but not a class the camera must see
     assert r.lidar_in_view == 2 and r.lidar_missed == 0
@@ -222,7 +222,7 @@ def test_too_few_points_make_a_box_unsupported():
     sparse = person[::200]
     r = fuse(box, ['person'], [0.9], sparse, CAM_FROM_LIDAR, CAMERA, FusionConfig(min_points=len(sparse) + 1))
     assert r.unsupported == [0] and r.objects == []
-    assert r.confirmed == 0 and r.camera_count == 0
+    assert r.confirmed == 0 and r.camera_count == 1
 
 
 @pytest.mark.parametrize('kwargs, message', [
