@@ -31,7 +31,7 @@ import numpy as np
 from aiat_perception.fusion.association import ProjectedBoxes, associate, project_boxes
 from aiat_perception.fusion.camera import CameraModel, point_columns, transform_columns
 from aiat_perception.fusion.config import FusionConfig
-from aiat_perception.fusion.estimate import dominant_cluster, estimate, push_back
+from aiat_perception.fusion.estimate import dominant_cluster, estimate_columns, push_back
 
 
 @dataclass
@@ -135,7 +135,7 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
         rng = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
         near = np.flatnonzero((rng >= cfg.min_range) & (rng <= cfg.max_range))
     order = near[np.argsort(uv[near, 0], kind='stable')]
-    cam, rng, uv = cols[:, order].T, rng[order], uv[order]
+    cam, rng, uv = cols[:, order], rng[order], uv[order]          # cam: 3 x K
     t3 = time.perf_counter()
     times['transform'] = (t3 - t2) * 1e3
 
@@ -175,7 +175,7 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
         if len(cluster) < cfg.min_points:
             unsupported.append(k)
             continue
-        est = estimate(cam[cluster], cfg.range_noise)
+        est = estimate_columns(cam[:, cluster], cfg.range_noise)
         name = str(class_names[k])
         depth = cfg.depth_of(name)
         position, source = push_back(est.surface, depth), 'class_depth'
