@@ -18,7 +18,7 @@ def dominant_cluster(ranges: np.ndarray, gap: float) -> np.ndarray:
     ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
     if not len(ranges):
         return np.zeros(0, np.int64)
-    order = np.argsort(ranges, kind='stable')
+    order = np.argsort(ranges)
     r = ranges[order]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(r) > gap) + 1])
     ends = np.concatenate([starts[1:], [len(r)]])

@@ -175,7 +175,7 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
         if len(cluster) < cfg.min_points:
             unsupported.append(k)
             continue
-        est = estimate_columns(cam[:, cluster], cfg.range_noise)
+        est = estimate_columns(cam.take(cluster, axis=1), cfg.range_noise)     # take: C-contiguous rows
         name = str(class_names[k])
         depth = cfg.depth_of(name)
         position, source = push_back(est.surface, depth), 'class_depth'
