@@ -264,3 +264,12 @@ def test_a_small_far_box_falls_back_to_the_whole_box():
     assert inner.objects[0].n_points < 200 <= len(person)
     (obj,) = shrunk.objects
     assert obj.n_points >= 200 and obj.surface_distance == pytest.approx(10.0, abs=0.15)
+
+
+def test_box_corners_agree_with_the_lidar_footprint():
+    det = Detection3D('car', 0.9, (12.0, -3.0, -0.8), (4.2, 1.8, 1.5), 0.7, 100)
+    corners = box_corners_3d(det.center, det.size, det.yaw)
+    footprint = det.corners_bev()
+    for xy in corners[:, :2]:
+        assert np.min(np.linalg.norm(footprint - xy, axis=1)) < 1e-9
+    assert sorted(set(np.round(corners[:, 2], 9))) == [-1.55, -0.05]
