@@ -119,7 +119,9 @@ def main(argv=None) -> int:
                 lidar_cli(['fuse', '--image', str(root / 'image_2' / f'{name}.png'),
                            '--cloud', str(root / 'velodyne' / f'{name}.bin'),
                            '--kitti-calib', str(root / 'calib' / f'{name}.txt'),
-                           '--kitti-labels', str(root / 'label_2' / f'{name}.txt'), '--png', str(args.png)])
+                           '--kitti-labels', str(root / 'label_2' / f'{name}.txt'), '--png', str(args.png),
+                           # KITTI's licence forbids redistributing its images: no photo in the docs
+                           '--no-photo'])
     emit_json(report, args.out)
     return 0
 

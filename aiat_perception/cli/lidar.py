@@ -243,7 +243,7 @@ def cmd_fuse(args) -> int:
         gts = ground_truth(frame.calib, frame.labels)[0] if frame.labels is not None else ()
         picture = render(frame.image, frame.points, frame.cam_from_lidar, frame.camera, r, out.detections,
                          out.lidar_detections, gts, error_table(out.errors, summary) if summary else (),
-                         f'{frame.name}: fused camera + lidar')
+                         f'{frame.name}: fused camera + lidar', photo=not args.no_photo)
         Path(args.png).parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(args.png), picture):
             raise CliError(f'{args.png}: cannot write the picture there')
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "real-camera rule)")
     f.add_argument('--json', action='store_true', help='one JSON document')
     f.add_argument('--png', metavar='OUT', help="write the picture (image and bird's-eye view) here")
+    f.add_argument('--no-photo', action='store_true',
+                   help='draw the picture on a dark canvas with all projected lidar points, not the image')
     f.add_argument('--bundle', help='camera model bundle (default: the pretrained COCO bundle)')
     f.add_argument('--resize', choices=('stretch', 'letterbox', 'keep_aspect'), default='keep_aspect',
                    help='how the image reaches the network (default keep_aspect)')

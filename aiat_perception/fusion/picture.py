@@ -23,15 +23,22 @@ def depth_colors(depth: np.ndarray, near: float = 5.0, far: float = 60.0) -> np.
 def render(image: np.ndarray, points_lidar: np.ndarray, cam_from_lidar: np.ndarray, camera, result,
            detections, lidar_detections: Sequence = (), ground_truth: Sequence = (),
            error_lines: Sequence[str] = (), title: str = '',
-           bev_extent=None, bev_height: int = 600) -> np.ndarray:
+           bev_extent=None, bev_height: int = 600, photo: bool = True) -> np.ndarray:
     """One BGR picture: left the image (lidar points inside the camera boxes coloured by depth,
     near red to far blue; camera boxes labelled with class,
     score and fused distance, projected lidar boxes of a class thin grey) over ``error_lines``; right the
-    bird's-eye view (lidar frame) with the fused positions as numbered yellow dots."""
+    bird's-eye view (lidar frame) with the fused positions as numbered yellow dots.
+    ``photo=False``: a dark canvas with every projected point instead of the image (for pictures of
+    data whose licence forbids redistributing its images)."""
     from aiat_perception.fusion.camera import transform_points
-    img = image.copy()
     proj = camera.project_lidar(points_lidar, cam_from_lidar)
     ok = proj.valid
+    if photo:
+        img = image.copy()
+    else:
+        img = np.full_like(image, 32)
+        uv_all = proj.uv[ok].astype(np.int32)
+        img[uv_all[:, 1], uv_all[:, 0]] = (depth_colors(proj.depth[ok]) * 0.6).astype(np.uint8)
     # the points inside the camera boxes (what the fusion looks at), coloured by depth
     in_box = np.zeros(len(ok), bool)
     with np.errstate(invalid='ignore'):
