@@ -52,6 +52,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_node_params*',
         'test_stamp_pairing*',
         'test_replay_bag*',
+        'test_fusion_*',
     ],
     'training': [
         'test_nanodet_*',

@@ -33,6 +33,9 @@ class FusionConfig:
     # lidar classes the camera should see: only these count as "missed" when no camera box matches
     # (walls, poles and trees are lidar clusters of no class a camera detector reports)
     miss_classes: Tuple[str, ...] = ('car', 'pedestrian', 'cyclist', 'person')
+    # camera classes the lidar should confirm: only these count in the confirm rate (a traffic light
+    # or a sign is nothing the lidar detector reports); empty: every class
+    confirm_classes: Tuple[str, ...] = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
 
     def __post_init__(self):
         def number(name, low, high, integer=False, low_open=False):
@@ -70,10 +73,11 @@ class FusionConfig:
                 raise FusionConfigError(f'fusion config class_depth[{name!r}]: must be a number of metres in '
                                         f'[0, 100], got {depth!r}')
         self.class_depth = {str(k): float(v) for k, v in self.class_depth.items()}
-        if isinstance(self.miss_classes, str) or not all(isinstance(c, str) for c in self.miss_classes):
-            raise FusionConfigError(f'fusion config miss_classes: must be a list of class names, got '
-                                    f'{self.miss_classes!r}')
-        self.miss_classes = tuple(self.miss_classes)
+        for name in ('miss_classes', 'confirm_classes'):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(c, str) for c in value):
+                raise FusionConfigError(f'fusion config {name}: must be a list of class names, got {value!r}')
+            setattr(self, name, tuple(value))
 
     def depth_of(self, class_name: str) -> float:
         return self.class_depth.get(class_name, self.default_depth)

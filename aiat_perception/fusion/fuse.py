@@ -5,7 +5,8 @@
 1. the lidar points (finite ones, ``min_range``..``max_range`` from the camera) go into the camera
    frame and through the camera (:mod:`aiat_perception.fusion.camera`);
 2. per 2D box, the points inside its central part (``box_shrink``: the box's corners show
-   background) form depth clusters; the dominant one is the object
+   background; the whole box when the central part holds fewer than ``min_points``) form depth
+   clusters; the dominant one is the object
    (:func:`aiat_perception.fusion.estimate.dominant_cluster`);
 3. lidar detections, when given, are projected and matched to the camera boxes
    (:mod:`aiat_perception.fusion.association`);
@@ -28,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from aiat_perception.fusion.association import ProjectedBoxes, associate, project_boxes
-from aiat_perception.fusion.camera import CameraModel, transform_points
+from aiat_perception.fusion.camera import CameraModel, point_columns, transform_columns
 from aiat_perception.fusion.config import FusionConfig
 from aiat_perception.fusion.estimate import dominant_cluster, estimate, push_back
 
@@ -67,7 +68,7 @@ class FusionResult:
     unsupported: List[int]            # 2D boxes without enough points
     confirmed: int                    # camera detections a lidar detection (or, without lidar
                                       # detections, a cluster of >= min_points) confirms
-    camera_count: int                 # camera detections in
+    camera_count: int                 # camera detections of config.confirm_classes (all when empty)
     lidar_in_view: int                # lidar detections of config.miss_classes projecting into the image
     lidar_missed: int                 # of those, the ones no camera box matches
     ious: List[float]                 # IoU of each associated (camera box, projected lidar box) pair
@@ -81,15 +82,16 @@ class FusionResult:
         return float(sum(self.stage_ms.values()))
 
 
-def _points(points_lidar) -> np.ndarray:
+def _points(points_lidar):
+    """x, y, z columns (float64) of N x 3+ points or a structured array with x, y, z fields."""
     pts = np.asarray(points_lidar)
     if pts.dtype.names:
-        pts = np.stack([pts[k] for k in ('x', 'y', 'z')], axis=1)
+        return tuple(np.ascontiguousarray(pts[k], dtype=np.float64).reshape(-1) for k in ('x', 'y', 'z'))
     if pts.size == 0:
-        return np.zeros((0, 3))
+        return tuple(np.zeros(0) for _ in range(3))
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise ValueError(f'points are N x 3 or N x 4 (x, y, z[, intensity]), got shape {pts.shape}')
-    return pts[:, :3]
+    return point_columns(pts)
 
 
 def _boxes(boxes_xyxy, n_names: int, scores) -> tuple:
@@ -104,6 +106,15 @@ def _boxes(boxes_xyxy, n_names: int, scores) -> tuple:
     return boxes, scores
 
 
+def _points_in_box(u: np.ndarray, uv: np.ndarray, box: np.ndarray, shrink: float) -> np.ndarray:
+    """Indices of the pixels (sorted by u) inside the central ``shrink`` part of ``box``."""
+    cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+    hw, hh = (box[2] - box[0]) * shrink / 2.0, (box[3] - box[1]) * shrink / 2.0
+    lo, hi = np.searchsorted(u, cx - hw, 'left'), np.searchsorted(u, cx + hw, 'right')
+    v = uv[lo:hi, 1]
+    return np.flatnonzero((v >= cy - hh) & (v <= cy + hh)) + lo
+
+
 def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_lidar,
          camera: CameraModel, config: Optional[FusionConfig] = None,
          lidar_detections: Optional[Sequence] = None) -> FusionResult:
@@ -112,22 +123,19 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
     times: Dict[str, float] = {}
     t0 = time.perf_counter()
     boxes, scores = _boxes(boxes_xyxy, len(class_names), scores)
-    raw = _points(points_lidar)
-    finite = np.all(np.isfinite(raw), axis=1)
-    dropped = int(len(raw) - finite.sum())
-    cam = transform_points(raw[finite] if dropped else raw, cam_from_lidar)
-    rng = np.sqrt(np.einsum('ij,ij->i', cam, cam))
-    near = (rng >= cfg.min_range) & (rng <= cfg.max_range)
-    cam, rng = cam[near], rng[near]
+    x, y, z = _points(points_lidar)
     t1 = time.perf_counter()
-    times['transform'] = (t1 - t0) * 1e3
-    proj = camera.project(cam)
-    seen = proj.valid
-    cam, rng, uv = cam[seen], rng[seen], proj.uv[seen]
-    order = np.argsort(uv[:, 0], kind='stable')
-    cam, rng, uv = cam[order], rng[order], uv[order]
+    times['points'] = (t1 - t0) * 1e3
+    idx, uv, dropped = camera.visible(x, y, z, cam_from_lidar)
     t2 = time.perf_counter()
     times['project'] = (t2 - t1) * 1e3
+    cols = transform_columns(x[idx], y[idx], z[idx], cam_from_lidar)
+    rng = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
+    near = np.flatnonzero((rng >= cfg.min_range) & (rng <= cfg.max_range))
+    order = near[np.argsort(uv[near, 0], kind='stable')]
+    cam, rng, uv = cols[:, order].T, rng[order], uv[order]
+    t3 = time.perf_counter()
+    times['transform'] = (t3 - t2) * 1e3
 
     lidar_index: List[Optional[int]] = [None] * len(boxes)
     box_iou = [0.0] * len(boxes)
@@ -144,8 +152,8 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
                    if projected.in_view[i] and d.class_name in cfg.miss_classes]
         in_view = len(counted)
         missed = sum(1 for i in counted if i not in taken)
-    t3 = time.perf_counter()
-    times['associate'] = (t3 - t2) * 1e3
+    t4 = time.perf_counter()
+    times['associate'] = (t4 - t3) * 1e3
 
     objects: List[FusedObject] = []
     unsupported: List[int] = []
@@ -154,11 +162,10 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
         if not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
             unsupported.append(k)
             continue
-        cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
-        hw, hh = (box[2] - box[0]) * cfg.box_shrink / 2.0, (box[3] - box[1]) * cfg.box_shrink / 2.0
-        lo, hi = np.searchsorted(u, cx - hw, 'left'), np.searchsorted(u, cx + hw, 'right')
-        v = uv[lo:hi, 1]
-        inside = np.flatnonzero((v >= cy - hh) & (v <= cy + hh)) + lo
+        inside = _points_in_box(u, uv, box, cfg.box_shrink)
+        if len(inside) < cfg.min_points and cfg.box_shrink < 1.0:
+            # a far or small object: every point counts, the dominant cluster keeps the background out
+            inside = _points_in_box(u, uv, box, 1.0)
         if len(inside) < cfg.min_points:
             unsupported.append(k)
             continue
@@ -181,13 +188,14 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
         objects.append(FusedObject(k, name, float(scores[k]), position, float(np.linalg.norm(position)),
                                    est.extent, est.covariance, int(len(cluster)), g, box.copy(),
                                    est.surface, surface_distance, source))
-    times['boxes'] = (time.perf_counter() - t3) * 1e3
+    times['boxes'] = (time.perf_counter() - t4) * 1e3
 
-    supported = len(boxes) - len(unsupported)
+    counted = [k for k in range(len(boxes)) if not cfg.confirm_classes or str(class_names[k]) in cfg.confirm_classes]
     if lidar_detections is not None:
-        confirmed = sum(1 for g in lidar_index if g is not None)
+        confirmed = sum(1 for k in counted if lidar_index[k] is not None)
     else:
-        confirmed = supported
+        bad = set(unsupported)
+        confirmed = sum(1 for k in counted if k not in bad)
     ious = [box_iou[k] for k in range(len(boxes)) if lidar_index[k] is not None]
-    return FusionResult(objects, unsupported, confirmed, len(boxes), in_view, missed, ious, times,
+    return FusionResult(objects, unsupported, confirmed, len(counted), in_view, missed, ious, times,
                         dropped, int(len(uv)), None if projected is None else projected.boxes)
