@@ -47,6 +47,9 @@ FUSION_PARAMS = [
           range=(0.0, 100.0), dynamic=True),
     Param('miss_classes', list(_CORE.miss_classes), 'lidar detection classes a camera should see: only these '
           'count as missed by the camera (dynamic)', dynamic=True),
+    Param('confirm_classes', list(_CORE.confirm_classes), 'camera classes the lidar should confirm: only these '
+          "count in the confirm rate (a traffic light is nothing a lidar detector reports); [''] = every class "
+          '(dynamic)', dynamic=True),
 ]
 FUSION_KEYS = tuple(p.name for p in FUSION_PARAMS)
 
@@ -99,6 +102,7 @@ def fusion_settings(p: Dict[str, object]) -> Dict[str, object]:
     values = {k: p[k] for k in FUSION_KEYS}
     values['class_depth'] = parse_class_depth(p['class_depth'])
     values['miss_classes'] = tuple(c for c in p['miss_classes'] if c)
+    values['confirm_classes'] = tuple(c for c in p['confirm_classes'] if c)
     return values
 
 

@@ -49,7 +49,8 @@ from aiat_perception.stamp_pairing import NearestStampPairer
 from aiat_perception.static_transforms import StaticTransformBuffer, TransformError, make_transform
 from aiat_perception.vision_conversions import diagnostic_array, objects_3d_from_msg
 
-STAGES = ('conversion', 'transform', 'project', 'associate', 'boxes', 'publish')
+# conversion (messages -> arrays), the fusion core's stages (fuse()'s stage_ms), publish
+STAGES = ('conversion', 'points', 'project', 'transform', 'associate', 'boxes', 'publish')
 HEALTH_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations', 'stale_input_s',
                'no_input_warn_s')
 
