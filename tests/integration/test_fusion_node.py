@@ -261,6 +261,9 @@ def test_fusion_node_pairs_within_tolerance_uses_parameter_extrinsic_and_counts_
     assert int(values['frames_processed']) == 2 and int(values['frames_malformed']) == 1, values
     assert int(values['camera_info_malformed']) >= 1 and int(values['detections_skipped']) == 1, values
     assert int(values['frames_unpaired']) == 1, values          # the frame 90 ms from its cloud
+    ends = sum(int(values[k]) for k in ('frames_processed', 'frames_dropped', 'frames_malformed', 'frames_unpaired',
+                                        'frames_without_camera_info', 'frames_without_extrinsic'))
+    assert ends == int(values['frames_received']) == 4, values  # every camera frame ends in exactly one
     assert int(values['frames_in_target_frame']) == 2 and values['last_problem'].startswith('MessageFormatError'), values
     assert values['extrinsic_source'] == 'parameters' and fusion.alive()
     # run-time parameters: the table's rules refuse, a good value is taken
