@@ -51,6 +51,7 @@ from aiat_perception.vision_conversions import diagnostic_array, objects_3d_from
 
 # conversion (messages -> arrays), the fusion core's stages (fuse()'s stage_ms), publish
 STAGES = ('conversion', 'points', 'project', 'transform', 'associate', 'boxes', 'publish')
+MAX_DETECTIONS = 10_000        # per message, camera or lidar: more is a malformed message
 HEALTH_KEYS = ('processing_budget_ms', 'pipeline_budget_ms', 'error_after_violations', 'stale_input_s',
                'no_input_warn_s')
 
@@ -247,15 +248,15 @@ class Fusion(Node):
             return self.input_problem('frames_without_extrinsic', f'no static transform {cloud_msg.header.frame_id!r} -> '
                              f'{camera_frame!r} on /tf_static yet: frame skipped')
         try:
-            boxes, names, scores, ids, skipped = camera_detections_from_msg(det_msg)
+            boxes, names, scores, ids, skipped = camera_detections_from_msg(det_msg, MAX_DETECTIONS)
             xyz = self.cloud_points(cloud_msg)
+            lidar_objects = self.lidar_objects(paired.items.get('lidar_detections'), cloud_msg.header.frame_id)
         except Exception as exc:  # whatever a malformed message makes the conversion raise
             reason = f'{type(exc).__name__}: {exc}'[:300]
             self.health.record_malformed(reason, time.monotonic())
             self.get_logger().warn(f'skipping malformed input: {reason}', throttle_duration_sec=5.0)
             return
         self.counts['detections_skipped'] += skipped
-        lidar_objects = self.lidar_objects(paired.items.get('lidar_detections'), cloud_msg.header.frame_id)
         conversion_ms = (time.perf_counter() - start) * 1e3
         result = fuse(boxes, names, scores, xyz, cam_from_lidar, camera, config, lidar_objects)
         before_publish = time.perf_counter()
@@ -289,6 +290,8 @@ class Fusion(Node):
         """The lidar detector's boxes in the cloud's frame (None: not used, or not usable this frame)."""
         if msg is None:
             return None
+        if len(msg.detections) > MAX_DETECTIONS:
+            raise ValueError(f'lidar_detections: {len(msg.detections)} detections > {MAX_DETECTIONS}')
         objects = objects_3d_from_msg(msg)
         frame = msg.header.frame_id
         if frame.lstrip('/') == cloud_frame.lstrip('/'):
