@@ -139,7 +139,8 @@ def camera_detections_from_msg(msg, max_detections: int = 10_000):
         best = max(det.results, key=lambda r: r.hypothesis.score)
         cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
         w, h, score = det.bbox.size_x, det.bbox.size_y, best.hypothesis.score
-        if not all(math.isfinite(v) for v in (cx, cy, w, h, score)) or w < 0 or h < 0 or max(abs(cx), abs(cy), w, h) > 1e6:
+        numbers = (cx, cy, w, h, score)
+        if not all(math.isfinite(v) for v in numbers) or w < 0 or h < 0 or max(abs(cx), abs(cy), w, h) > 1e6:
             skipped += 1
             continue
         boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))

@@ -245,8 +245,9 @@ class Fusion(Node):
         camera_frame = det_msg.header.frame_id or self.camera_frame
         cam_from_lidar = self.extrinsic(camera_frame, cloud_msg.header.frame_id)
         if cam_from_lidar is None:
-            return self.input_problem('frames_without_extrinsic', f'no static transform {cloud_msg.header.frame_id!r} -> '
-                             f'{camera_frame!r} on /tf_static yet: frame skipped')
+            return self.input_problem('frames_without_extrinsic', f'no static transform '
+                                      f'{cloud_msg.header.frame_id!r} -> {camera_frame!r} on /tf_static yet: '
+                                      'frame skipped')
         try:
             boxes, names, scores, ids, skipped = camera_detections_from_msg(det_msg, MAX_DETECTIONS)
             xyz = self.cloud_points(cloud_msg)

@@ -32,7 +32,6 @@ def test_fusion_nodes_in_lockstep_agree_with_the_true_extrinsic_and_not_with_a_t
     from diagnostic_msgs.msg import DiagnosticArray
     from vision_msgs.msg import Detection3DArray
 
-    from aiat_perception.nodes.common import sensor_qos
     from aiat_perception.share import config_dir
     from aiat_perception.sim.scenario import load_scenario
     from aiat_perception.static_transforms import matrix_to_quaternion
