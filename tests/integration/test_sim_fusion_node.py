@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from tests.conftest import spin_until
 from tests.integration.test_sim_finetuned import finetuned_bundle
@@ -28,6 +29,7 @@ def optical_from_lidar(scenario) -> np.ndarray:
     return invert(base_from_optical) @ pose_xyz_rpy(ego.lidar_3d.pose.xyz, ego.lidar_3d.pose.rpy)
 
 
+@pytest.mark.slow   # five processes, 20 lockstep frames: 24-36 s here
 def test_fusion_nodes_in_lockstep_agree_with_the_true_extrinsic_and_not_with_a_turned_one(test_node, start_node):
     from diagnostic_msgs.msg import DiagnosticArray
     from vision_msgs.msg import Detection3DArray

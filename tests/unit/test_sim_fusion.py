@@ -18,6 +18,7 @@ import math
 import time
 
 import numpy as np
+import pytest
 
 from aiat_perception.fusion import AgreementMonitor, CameraModel, FusionConfig, Level, fuse
 from aiat_perception.lidar.detector import PARAMETERS, PointCloudDetector
@@ -41,6 +42,7 @@ def turned_about_z(deg: float) -> np.ndarray:
     return T
 
 
+@pytest.mark.slow   # 60 frames of rendering + two detectors: 14-36 s here (the issue asks for >= 50 frames)
 def test_agreement_drops_with_a_rotated_extrinsic_and_fused_distances_match_the_simulator():
     from aiat_perception.inference.detector import Detector
     detector = Detector(finetuned_bundle())
