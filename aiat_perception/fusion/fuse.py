@@ -134,7 +134,7 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
     with np.errstate(over='ignore', invalid='ignore'):       # absurd coordinates: infinitely far
         rng = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
         near = np.flatnonzero((rng >= cfg.min_range) & (rng <= cfg.max_range))
-    order = near[np.argsort(uv[near, 0], kind='stable')]
+    order = near[np.argsort(uv[near, 0])]
     cam, rng, uv = cols[:, order], rng[order], uv[order]          # cam: 3 x K
     t3 = time.perf_counter()
     times['transform'] = (t3 - t2) * 1e3
