@@ -35,7 +35,8 @@ class PlayLog:
     actual: List[float] = field(default_factory=list)
     stamp_ns: List[int] = field(default_factory=list)
     topic: List[str] = field(default_factory=list)
-    publish_wall_ns: Dict[int, int] = field(default_factory=dict)   # header stamp -> time.time_ns() at (last) publish
+    # (topic, header stamp) -> time.time_ns() at its (last) publish: a camera image and a point cloud may share a stamp
+    publish_wall_ns: Dict[tuple, int] = field(default_factory=dict)
     published: List[tuple] = field(default_factory=list)             # (header stamp, time.time_ns()) per publish
 
     def timing_errors_ms(self) -> List[float]:
@@ -127,7 +128,7 @@ class Player:
                 self.clock_pub.publish(c)
             actual = time.perf_counter()
             wall = time.time_ns()
-            log.publish_wall_ns[msg.stamp_ns] = wall
+            log.publish_wall_ns[(msg.topic, msg.stamp_ns)] = wall
             log.published.append((msg.stamp_ns, wall))
             self.publishers[msg.topic].publish(msg.raw)
             log.target.append(target)

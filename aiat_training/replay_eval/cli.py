@@ -3,7 +3,8 @@
   aiat-eval convert kitti DIR --out BAG [--compressed] [--storage mcap|sqlite3]
   aiat-eval convert ros1 BAG.bag [--out BAG]
   aiat-eval run BAG --offline --out DIR [--criteria YAML] [--baseline OTHER/report.json]
-  aiat-eval run BAG --out DIR [--rate-scale X | --max-rate]          (live: the node graph over DDS)
+  aiat-eval run BAG --out DIR [--graph auto|camera_detector,lidar_detector,scan_detector]
+                  [--rate-scale X | --capacity-multiple X | --max-rate]     (live: the node graph over DDS)
 
 Exit codes: 0 pass, 1 a criterion failed, 2 the bag or an option is unusable (one line on stderr
 naming the bag and the problem).
@@ -36,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('bag', type=Path)
     run.add_argument('--out', type=Path, required=True, help='report directory')
     run.add_argument('--offline', action='store_true', help='through the ROS-free cores (default: live over DDS)')
-    run.add_argument('--graph', help='live: launch graph (only camera_detector is supported so far)', default='camera_detector')
+    run.add_argument('--graph', default='auto',
+                     help='the detectors to evaluate: auto (every sensor of the bag with ground truth) or camera_detector, '
+                          'lidar_detector, scan_detector, several separated by commas (offline: their cores; live: '
+                          'their node processes)')
     run.add_argument('--bundle', type=Path, help='camera model bundle (default: pretrained COCO NanoDet)')
     run.add_argument('--score-threshold', type=float, help="camera detector score threshold (default: the bundle's)")
     run.add_argument('--lidar-params', type=Path, help='lidar_detector parameter YAML')
@@ -76,7 +80,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from aiat_perception.replay.bag_input import ReplayError, bag_inventory, select_streams
+    from aiat_perception.replay.bag_input import bag_inventory, select_streams
     from aiat_training.replay_eval import criteria as crit
     from aiat_training.replay_eval.evaluate import evaluate
     from aiat_training.replay_eval.report import write_html, write_json
@@ -90,6 +94,8 @@ def cmd_run(args) -> int:
     inventory = bag_inventory(args.bag)
     streams = select_streams(args.bag, inventory, args.image_topic, args.points_topic, args.scan_topic,
                              args.gt_2d, args.gt_3d, args.gt_scan)
+    from aiat_training.replay_eval.graphs import graph_sensors, streams_for
+    streams = streams_for(streams, graph_sensors(args.graph, streams, args.bag))
     tolerance = int(args.tolerance_ms * 1e6)
     extra = {}
     if args.offline:
@@ -105,8 +111,6 @@ def cmd_run(args) -> int:
         mode = 'offline'
     else:
         from aiat_training.replay_eval import live
-        if args.graph != 'camera_detector':
-            raise ReplayError(f'--graph {args.graph}: live mode runs the camera_detector graph only so far')
         collected, extra = live.run_live(args, streams)
         mode = 'live'
     report, records = evaluate(collected, mode, tolerance, extra=extra)
