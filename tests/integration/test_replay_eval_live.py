@@ -1,6 +1,7 @@
-"""aiat-eval live mode on a simulator-recorded bag: the real camera_detector process over DDS, fed by
-our in-memory player. Below capacity the live detections equal the offline ones frame by frame; at
-3x capacity frames are dropped and the live score is lower, with the reason in the report."""
+"""aiat-eval live mode on simulator-recorded bags: the real camera_detector (and lidar_detector +
+scan_detector) processes over DDS, fed by our in-memory player. Below capacity the live detections
+equal the offline ones frame by frame; at 3x capacity frames are dropped and the live score is lower,
+with the reason in the report."""
 from __future__ import annotations
 
 import json
@@ -80,3 +81,47 @@ def test_max_rate_search_reports_a_rate_with_at_most_5_percent_drops(sim_bag):
     assert found['latency_ms_at_max']['p50'] > 0
     assert any(t['drop_rate'] > 0.05 for t in found['trials'])   # the search went past the limit
     assert 'max rate (drops <= 5%)' in text
+
+
+@pytest.fixture(scope='module')
+def sim_lidar_bag(tmp_path_factory):
+    from aiat_perception.cli import sim_record
+    root = tmp_path_factory.mktemp('live_lidar')
+    assert sim_record.main(['record', 'mesh_actors', '--frames', str(FRAMES), '--out', str(root / 'bag'),
+                            '--sensors', 'points,scan']) == 0
+    code, text = _eval('run', root / 'bag', '--offline', '--out', root / 'offline', '--no-html')
+    assert code == 0, text
+    return root
+
+
+def _sensor_frames(out, sensor):
+    rows = (json.loads(line) for line in (out / 'frames.jsonl').read_text().splitlines())
+    return {r['index']: r for r in rows if r['sensor'] == sensor}
+
+
+def test_live_lidar_and_scan_nodes_together_match_offline(sim_lidar_bag):
+    """Both lidar nodes at once (--graph auto), at the recorded 10 Hz: the point-cloud core keeps no
+    state, so every cloud with an output has the offline detections; the scan core's background model
+    makes the scans before any drop identical (the tolerance of tests/integration/test_replay_live_lidar.py)."""
+    code, text = _eval('run', sim_lidar_bag / 'bag', '--out', sim_lidar_bag / 'live', '--no-html')
+    assert code == 0, text
+    report = json.loads((sim_lidar_bag / 'live' / 'report.json').read_text())
+    assert report['live']['graphs'] == ['lidar_detector', 'scan_detector']
+    off = json.loads((sim_lidar_bag / 'offline' / 'report.json').read_text())['summary']
+    for sensor in ('lidar', 'scan'):
+        a, b = _sensor_frames(sim_lidar_bag / 'offline', sensor), _sensor_frames(sim_lidar_bag / 'live', sensor)
+        assert sorted(a) == sorted(b) == list(range(FRAMES))
+        first_drop = min([i for i, r in b.items() if r['status'] == 'dropped'] or [FRAMES])
+        for i, r in b.items():
+            if r['status'] == 'dropped' or (sensor == 'scan' and i > first_drop):
+                continue
+            assert r['status'] == 'evaluated' and r['latency_ms'] > 0
+            assert [d['class'] for d in a[i]['detections']] == [d['class'] for d in r['detections']], (sensor, i)
+            np.testing.assert_allclose(np.array([d['center'] for d in a[i]['detections']]).reshape(-1),
+                                       np.array([d['center'] for d in r['detections']]).reshape(-1), atol=0.011)
+            assert (a[i]['tp'], a[i]['fp'], a[i]['fn']) == (r['tp'], r['fp'], r['fn'])
+        live = report['summary'][sensor]
+        assert live['dropped'] == FRAMES - report['live']['nodes'][sensor]['outputs']
+        if live['dropped'] == 0:
+            keys = ('per_class', 'center_distance_recall') if sensor == 'lidar' else ('persons',)
+            assert {k: live[k] for k in keys} == {k: off[sensor][k] for k in keys}

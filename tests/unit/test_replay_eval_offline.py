@@ -87,3 +87,19 @@ def test_no_nan_reaches_the_report():
     from aiat_training.replay_eval.evaluate import finite_or_none
     assert finite_or_none({'a': float('nan'), 'b': [1.0, float('inf')], 'c': {'d': 2}}) == \
         {'a': None, 'b': [1.0, None], 'c': {'d': 2}}
+
+
+def test_graph_chooses_the_cores_and_names_what_it_cannot_run(kitti_run, tmp_path, capsys):
+    bag = str(kitti_run / 'bag')
+    assert cli.main(['run', bag, '--offline', '--graph', 'lidar_detector', '--out', str(tmp_path / 'lidar'),
+                     '--no-html']) == 0
+    report = json.loads((tmp_path / 'lidar' / 'report.json').read_text())
+    assert set(report['summary']) == {'lidar'} and any('camera was not evaluated' in n for n in report['notes'])
+    full = json.loads((kitti_run / 'report' / 'report.json').read_text())['summary']['lidar']
+    assert report['summary']['lidar']['per_class'] == full['per_class']   # DontCare regions still apply
+    capsys.readouterr()
+    assert cli.main(['run', bag, '--offline', '--graph', 'scan_detector', '--out', str(tmp_path / 'x')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and bag in err and 'scan_detector needs a scan topic' in err
+    assert cli.main(['run', bag, '--graph', 'radar_detector', '--out', str(tmp_path / 'y')]) == 2
+    assert 'unknown graph' in capsys.readouterr().err
