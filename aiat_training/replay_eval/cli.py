@@ -1,6 +1,6 @@
 """``aiat-eval``: evaluate recorded drives.
 
-  aiat-eval convert kitti DIR --out BAG [--compressed] [--storage mcap|sqlite3]
+  aiat-eval convert kitti DIR --out BAG [--compressed] [--storage mcap|sqlite3] [--rosbag2-version 5|8|9]
   aiat-eval convert ros1 BAG.bag [--out BAG]
   aiat-eval run BAG --offline --out DIR [--criteria YAML] [--baseline OTHER/report.json]
   aiat-eval run BAG --out DIR [--graph auto|camera_detector,lidar_detector,scan_detector]
@@ -29,10 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument('--compressed', action='store_true', help='images as CompressedImage (PNG) instead of Image')
     k.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     k.add_argument('--rate', type=float, default=10.0, help='frame rate the stamps are spaced at (Hz)')
+    k.add_argument('--rosbag2-version', type=int, default=5, choices=(5, 8, 9),
+                   help="metadata.yaml version: 5 (Humble's; read by Humble and every later distribution), 8 or 9")
     r1 = csub.add_parser('ros1', help='ROS 1 bag -> rosbag2 (rosbags converter)')
     r1.add_argument('bag', type=Path)
     r1.add_argument('--out', type=Path)
     r1.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    r1.add_argument('--rosbag2-version', type=int, default=5, choices=(5, 8, 9),
+                    help="metadata.yaml version: 5 (Humble's; read by Humble and every later distribution), 8 or 9")
     run = sub.add_parser('run', help='evaluate a bag')
     run.add_argument('bag', type=Path)
     run.add_argument('--out', type=Path, required=True, help='report directory')
@@ -69,11 +73,12 @@ def _fail(message: str) -> int:
 def cmd_convert(args) -> int:
     if args.source == 'kitti':
         from aiat_perception.replay.kitti_bag import convert_kitti
-        counts = convert_kitti(args.dir, args.out, compressed=args.compressed, storage=args.storage, rate_hz=args.rate)
+        counts = convert_kitti(args.dir, args.out, compressed=args.compressed, storage=args.storage, rate_hz=args.rate,
+                               version=args.rosbag2_version)
         print(json.dumps({'bag': str(args.out), 'messages': counts}))
     else:
         from aiat_perception.replay.ros1 import convert_ros1
-        out = convert_ros1(args.bag, args.out, storage=args.storage)
+        out = convert_ros1(args.bag, args.out, storage=args.storage, version=args.rosbag2_version)
         from aiat_perception.replay.bag_input import bag_inventory
         print(json.dumps({'bag': str(out), 'topics': {t: {'type': k, 'count': n} for t, (k, n) in bag_inventory(out).items()}}))
     return 0
