@@ -4,6 +4,9 @@
       point clouds (.bin KITTI velodyne, .npy, .pcd with the optional pypcd4) -> 3D detections
   aiat-lidar detect-scan BAG --topic /scan [--json] [--params YAML]
       every LaserScan of a ROS 1 or ROS 2 bag -> legs and persons
+  aiat-lidar fuse --image IMG --cloud BIN --kitti-calib CALIB [--kitti-labels LABEL] [--json] [--png OUT]
+      camera detections (pretrained bundle by default) + lidar -> a distance and 3D position per
+      detection (camera frame); with labels, the distance error of every matched object
 
 Parameters come from the detectors' tables, then the ``--params`` file (the nodes' YAML, default
 config/lidar_detector.yaml or config/scan_detector.yaml when present), then ``--set name=value``.
@@ -159,6 +162,96 @@ def cmd_detect_scan(args) -> int:
     return 0
 
 
+def cmd_fuse(args) -> int:
+    from aiat_perception.fusion.config import FusionConfig, FusionConfigError
+    from aiat_perception.fusion.kitti_eval import summarize
+    from aiat_perception.fusion.kitti_frame import FrameError, KittiFrame, run_frame
+    from aiat_perception.inference.bundle import BundleError
+    from aiat_perception.inference.detector import Detector
+    from aiat_perception.lidar.detector import PointCloudDetector
+    try:
+        frame = KittiFrame.read(args.image, args.cloud, args.kitti_calib, args.kitti_labels)
+    except FrameError as exc:
+        raise CliError(str(exc)) from exc
+    fusion_values = {}
+    for item in args.fusion_set:
+        name, sep, text = item.partition('=')
+        if not sep:
+            raise CliError(f'--fusion-set expects name=value, got {item!r}')
+        fusion_values[name.strip()] = yaml.safe_load(text)
+    try:
+        config = FusionConfig.from_dict(fusion_values, '--fusion-set')
+    except FusionConfigError as exc:
+        raise CliError(str(exc)) from exc
+    if args.score_threshold is not None and not 0.0 <= args.score_threshold <= 1.0:
+        raise CliError(f'--score-threshold must be in [0, 1], got {args.score_threshold}')
+    if args.bundle:
+        bundle = args.bundle
+    else:
+        from aiat_perception.cli.detect import CliError as DetectCliError
+        from aiat_perception.cli.detect import ensure_default_bundle
+        try:
+            bundle = ensure_default_bundle(quiet=args.json)
+        except DetectCliError as exc:
+            raise CliError(str(exc)) from exc
+    try:
+        detector = Detector(bundle, resize=args.resize, score_threshold=args.score_threshold)
+    except (BundleError, ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from exc
+    lidar = PointCloudDetector(_params('lidar', args.params, args.set))
+    out = run_frame(frame, detector, lidar, config, moderate_only=not args.any_difficulty)
+    r = out.result
+    fused = {o.detection_index: o for o in r.objects}
+    entries = []
+    for k, det in enumerate(out.detections.to_list()):
+        o = fused.get(k)
+        det.update({'index': k, 'distance': None, 'position': None})
+        if o is not None:
+            det.update({key: value for key, value in o.to_dict().items()
+                        if key not in ('detection_index', 'class', 'score', 'box')})
+        entries.append(det)
+    report = {'image': str(args.image), 'cloud': str(args.cloud), 'frame': 'camera (KITTI reference camera 0: '
+              'x right, y down, z forward)', 'points': int(len(frame.points)),
+              'detections': entries, 'lidar_detections': [d.to_dict('velodyne') for d in out.lidar_detections],
+              'agreement': {'camera_count': r.camera_count, 'confirmed': r.confirmed,
+                            'lidar_in_view': r.lidar_in_view, 'lidar_missed': r.lidar_missed,
+                            'ious': [round(v, 3) for v in r.ious]},
+              'stage_ms': {'camera': round(out.camera_ms, 2), 'lidar': round(out.lidar_ms, 2),
+                           **{f'fusion_{k}': round(v, 3) for k, v in r.stage_ms.items()}}}
+    summary = None
+    if frame.labels is not None:
+        summary = summarize(out.errors)
+        report['labels'] = {'errors': [e.to_dict() for e in out.errors],
+                            'summary': {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f'{args.image}: {len(entries)} camera detections, {len(out.lidar_detections)} lidar detections, '
+              f'{len(r.objects)} with a distance; fusion {r.total_ms:.1f} ms')
+        for e in entries:
+            where = (f'{e["distance"]:6.2f} m  at ({", ".join(f"{v:.2f}" for v in e["position"])})'
+                     if e['distance'] is not None else 'no distance (too few lidar points in the box)')
+            print(f'  {e["index"]:2d} {e["class"]:14s} {e["score"]:.2f}  {where}')
+        if summary is not None:
+            from aiat_perception.fusion.picture import error_table
+            print('\n'.join(error_table(out.errors, summary)))
+    if args.png:
+        import cv2
+
+        from aiat_perception.fusion.picture import error_table, render
+        from aiat_perception.metrics.kitti_rules import ground_truth
+        gts = ground_truth(frame.calib, frame.labels)[0] if frame.labels is not None else ()
+        picture = render(frame.image, frame.points, frame.cam_from_lidar, frame.camera, r, out.detections,
+                         out.lidar_detections, gts, error_table(out.errors, summary) if summary else (),
+                         f'{frame.name}: fused camera + lidar')
+        Path(args.png).parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(args.png), picture):
+            raise CliError(f'{args.png}: cannot write the picture there')
+        if not args.json:
+            print(f'picture: {args.png}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='aiat-lidar', description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -177,7 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('bag')
     s.add_argument('--topic', default='/scan')
     s.add_argument('--json', action='store_true')
-    for p in (d, s):
+    f = sub.add_parser('fuse', help='camera + lidar fusion of one KITTI frame: a distance per camera detection')
+    f.add_argument('--image', required=True, help='camera image (KITTI image_2 PNG)')
+    f.add_argument('--cloud', required=True, help='point cloud (.bin KITTI velodyne, .npy, .pcd)')
+    f.add_argument('--kitti-calib', required=True, metavar='CALIB', help='KITTI calib file of the frame')
+    f.add_argument('--kitti-labels', metavar='LABEL', help='KITTI label file: report the distance errors')
+    f.add_argument('--any-difficulty', action='store_true',
+                   help="with labels: match labels of any difficulty (default: KITTI's moderate ones, the "
+                        "real-camera rule)")
+    f.add_argument('--json', action='store_true', help='one JSON document')
+    f.add_argument('--png', metavar='OUT', help="write the picture (image and bird's-eye view) here")
+    f.add_argument('--bundle', help='camera model bundle (default: the pretrained COCO bundle)')
+    f.add_argument('--resize', choices=('stretch', 'letterbox', 'keep_aspect'), default='keep_aspect',
+                   help='how the image reaches the network (default keep_aspect)')
+    f.add_argument('--score-threshold', type=float, help="camera detections' score threshold (default: the bundle's)")
+    f.add_argument('--fusion-set', action='append', default=[], metavar='NAME=VALUE',
+                   help='a fusion setting (aiat_perception.fusion.config.FusionConfig), e.g. box_shrink=0.5')
+    for p in (d, s, f):
         p.add_argument('--params', metavar='YAML', help="the node's parameter file")
         p.add_argument('--set', action='append', default=[], metavar='NAME=VALUE', help='override one parameter')
     return parser
@@ -186,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return cmd_detect(args) if args.command == 'detect' else cmd_detect_scan(args)
+        return {'detect': cmd_detect, 'detect-scan': cmd_detect_scan, 'fuse': cmd_fuse}[args.command](args)
     except CliError as exc:
         print(f'aiat-lidar: error: {exc}', file=sys.stderr)
         return 2

@@ -66,9 +66,10 @@ class CameraRecall:
 
 
 def kitti_camera_recall(detections: Sequence[LabeledBox], labels: Sequence[KittiObject],
-                        iou_threshold: float = 0.5) -> CameraRecall:
-    """Which counted KITTI objects the detections find at IoU >= ``iou_threshold``."""
-    objects = counted_objects(labels)
+                        iou_threshold: float = 0.5, moderate_only: bool = True) -> CameraRecall:
+    """Which counted KITTI objects the detections find at IoU >= ``iou_threshold``
+    (``moderate_only=False``: every label of a class the rule covers, whatever its difficulty)."""
+    objects = counted_objects(labels) if moderate_only else [o for o in labels if o.type in KITTI_CAMERA_RULE]
     idx = [i for i, d in enumerate(detections)
            if any(d.class_id in KITTI_CAMERA_RULE[o.type] for o in objects)]
     matched_by = [-1] * len(objects)
