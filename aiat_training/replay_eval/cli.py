@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--score-threshold', type=float, help="camera detector score threshold (default: the bundle's)")
     run.add_argument('--lidar-params', type=Path, help='lidar_detector parameter YAML')
     run.add_argument('--scan-params', type=Path, help='scan_detector parameter YAML')
+    run.add_argument('--fusion-params', type=Path, help='fusion settings YAML (FusionConfig fields, or a fusion node '
+                                                         'parameter file); offline fusion runs when camera and lidar do')
     run.add_argument('--image-topic'), run.add_argument('--points-topic'), run.add_argument('--scan-topic')
     run.add_argument('--gt-2d'), run.add_argument('--gt-3d'), run.add_argument('--gt-scan')
     run.add_argument('--tolerance-ms', type=float, default=75.0, help='ground truth within this of a frame stamp')
@@ -106,11 +108,14 @@ def cmd_run(args) -> int:
     if args.offline:
         from aiat_training.replay_eval import offline
         cam = offline.camera_detector(args.bundle, args.score_threshold) if streams.camera else None
+        fusable = bool(cam and streams.points and streams.camera_info and streams.tf_static)
         collected = offline.collect(
             args.bag, streams,
             detect_camera=(lambda img, enc: cam.detect_one(img, enc)) if cam else None,
             detect_points=offline.lidar_detector(args.lidar_params) if streams.points else None,
-            detect_scan=offline.scan_detector(args.scan_params) if streams.scan else None)
+            detect_scan=offline.scan_detector(args.scan_params) if streams.scan else None,
+            fuse=offline.fusion_core(offline.fusion_config(args.fusion_params)) if fusable else None,
+            fusion_tolerance_ns=tolerance)
         if cam:
             collected.class_names = list(cam.classes)
         mode = 'offline'
@@ -150,6 +155,13 @@ def _print_summary(report) -> None:
         print(f"lidar: BEV mAP|R40 {c['bev_map_r40']} "
               + ' '.join(f"{k} {v['bev_ap_r40']}" for k, v in c['per_class'].items())
               + f" frames {c['evaluated']}/{c['frames']} latency p99 {c['latency_ms']['p99']} ms")
+    if s.get('fusion'):
+        c = s['fusion']
+        d = c.get('distance_error') or {}
+        print(f"fusion: BEV mAP|R40 {c['bev_map_r40']} "
+              + ' '.join(f"{k} {v['bev_ap_r40']}" for k, v in c['per_class'].items())
+              + f" distance error median {d.get('median_abs_m')} m over {d.get('matched')} matched objects"
+              + f" frames {c['evaluated']}/{c['frames']}")
     mr = (report.get('live') or {}).get('max_rate')
     if mr:
         lat = mr.get('latency_ms_at_max') or {}
