@@ -59,6 +59,7 @@ setup(
             'iou_monitor = aiat_perception.nodes.iou_monitor:main',
             'lidar_detector = aiat_perception.nodes.lidar_detector:main',
             'scan_detector = aiat_perception.nodes.scan_detector:main',
+            'fusion = aiat_perception.nodes.fusion:main',
             # tools
             'aiat-launch = aiat_perception.launcher:main',
             'aiat-detect = aiat_perception.cli.detect:main',

@@ -51,6 +51,7 @@ FALLBACK_EXECUTABLES = {
     'iou_monitor': 'aiat_perception.nodes.iou_monitor:main',
     'lidar_detector': 'aiat_perception.nodes.lidar_detector:main',
     'scan_detector': 'aiat_perception.nodes.scan_detector:main',
+    'fusion': 'aiat_perception.nodes.fusion:main',
 }
 
 GRAPH_KEYS = {'description', 'arguments', 'nodes'}

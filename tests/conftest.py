@@ -65,6 +65,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_export*',
         'test_detect_cli*',
         'test_sim_finetuned*',
+        'test_sim_fusion*',   # the fine-tuned bundle is built with torch
         'test_fuzz_dataset*',
         'test_device_check*',
         'test_replay_eval*',

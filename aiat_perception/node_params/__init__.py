@@ -17,6 +17,7 @@ MODULES = {
     'iou_monitor': 'iou_monitor',
     'lidar_detector': 'lidar_detector',
     'scan_detector': 'scan_detector',
+    'fusion': 'fusion',
 }
 
 

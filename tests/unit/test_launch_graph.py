@@ -307,7 +307,8 @@ def test_params_file_reading(tmp_path):
 
 @pytest.mark.parametrize('executable, config_file', [
     ('camera_detector', 'camera_detector.yaml'), ('sim', 'sim.yaml'), ('iou_monitor', 'iou_monitor.yaml'),
-    ('lidar_detector', 'lidar_detector.yaml'), ('scan_detector', 'scan_detector.yaml')])
+    ('lidar_detector', 'lidar_detector.yaml'), ('scan_detector', 'scan_detector.yaml'),
+    ('fusion', 'fusion.yaml')])
 def test_node_table_is_what_its_parameter_file_documents(executable, config_file):
     table = lg.node_parameters(executable)
     (params,) = lg.read_params_file(CONFIG / config_file).values()

@@ -7,9 +7,10 @@ import time
 import pytest
 
 from aiat_perception.sim.scheduler import LockstepHandshake, SensorScheduler
-from aiat_perception.stamp_pairing import StampPairer
+from aiat_perception.stamp_pairing import NearestStampPairer, StampPairer
 
 S = 1_000_000_000
+MS = 1_000_000
 
 
 def test_pairs_by_stamp_in_any_order():
@@ -53,6 +54,78 @@ def test_bad_setup_is_refused():
             StampPairer(streams, 1)
     with pytest.raises(KeyError, match='unknown stream'):
         StampPairer(('a', 'b'), 1).add('c', 0, None)
+
+
+def test_nearest_pairs_camera_with_the_nearest_cloud_within_tolerance():
+    pairer = NearestStampPairer('camera', ['cloud'], tolerance_ns=40 * MS, timeout_ns=S)
+    assert pairer.add('cloud', 100 * MS, 'c100') == []
+    assert pairer.add('cloud', 200 * MS, 'c200') == []
+    (pair,) = pairer.add('camera', 180 * MS, 'd180')           # 20 ms from c200, 80 ms from c100
+    assert pair.items == {'camera': 'd180', 'cloud': 'c200'} and pair.gaps_ns == {'cloud': 20 * MS}
+    assert pair.stamp_ns == 180 * MS
+    assert pairer.add('camera', 150 * MS, 'd150') == []        # 50 ms from both: outside 40 ms, waits
+    assert pairer.waiting()['camera'] == 1 and pairer.paired == 1
+
+
+def test_a_cloud_serves_several_camera_frames_and_late_clouds_complete_waiting_frames():
+    pairer = NearestStampPairer('camera', ['cloud'], tolerance_ns=50 * MS, timeout_ns=S)
+    assert pairer.add('camera', 0, 'd0') == [] and pairer.add('camera', 33 * MS, 'd33') == []
+    pairs = pairer.add('cloud', 10 * MS, 'c10')                # arrives after both detections
+    assert [p.items['camera'] for p in pairs] == ['d0', 'd33'] and {p.items['cloud'] for p in pairs} == {'c10'}
+    (pair,) = pairer.add('camera', 40 * MS, 'd40')             # the same cloud again
+    assert pair.items['cloud'] == 'c10' and pair.gaps_ns['cloud'] == -30 * MS
+    assert pairer.unpaired == {'camera': 0, 'cloud': 0}
+
+
+def test_offset_moves_partner_stamps_onto_the_anchor_clock():
+    # the lidar stamps the same instant 70 ms later than the camera: offset -70 ms
+    pairer = NearestStampPairer('camera', ['cloud'], tolerance_ns=10 * MS, timeout_ns=S,
+                                offsets_ns={'cloud': -70 * MS})
+    pairer.add('cloud', 1070 * MS, 'c')
+    (pair,) = pairer.add('camera', 1000 * MS, 'd')
+    assert pair.items['cloud'] == 'c' and pair.gaps_ns == {'cloud': 0}
+    pairer.set_offset('cloud', 0)
+    pairer.add('cloud', 2000 * MS, 'c2')
+    assert pairer.add('camera', 2005 * MS, 'd2')[0].items['cloud'] == 'c2'
+    with pytest.raises(KeyError, match='unknown partner'):
+        pairer.set_offset('camera', 0)
+
+
+def test_three_streams_need_every_partner_within_tolerance():
+    pairer = NearestStampPairer('camera', ['cloud', 'lidar_detections'], tolerance_ns=20 * MS, timeout_ns=S)
+    pairer.add('cloud', 100 * MS, 'c')
+    assert pairer.add('camera', 110 * MS, 'd') == []           # lidar detections not there yet
+    (pair,) = pairer.add('lidar_detections', 100 * MS, 'l')
+    assert pair.items == {'camera': 'd', 'cloud': 'c', 'lidar_detections': 'l'}
+
+
+def test_nearest_expiry_duplicates_and_the_pending_cap_are_counted():
+    pairer = NearestStampPairer('camera', ['cloud'], tolerance_ns=10 * MS, timeout_ns=S, max_pending=3)
+    pairer.add('camera', 0, 'never paired')
+    pairer.add('cloud', 500 * MS, 'used')
+    pairer.add('camera', 505 * MS, 'paired')
+    pairer.add('cloud', 2 * S, 'new')                          # horizon 1 s: both old ones go
+    assert pairer.unpaired == {'camera': 1, 'cloud': 0}        # the used cloud is not counted
+    pairer.add('cloud', 2 * S, 'replaces new')                 # same stamp, unused: counted
+    assert pairer.unpaired['cloud'] == 1
+    for k in range(4):                                         # four waiting frames, room for three
+        pairer.add('camera', 2 * S + (100 + k) * MS, k)
+    assert pairer.waiting()['camera'] == 3 and pairer.unpaired['camera'] == 2
+
+
+def test_nearest_bad_setup_is_refused():
+    with pytest.raises(ValueError, match='partner'):
+        NearestStampPairer('a', [], 0, 0)
+    with pytest.raises(ValueError, match='partner'):
+        NearestStampPairer('a', ['a'], 0, 0)
+    with pytest.raises(ValueError, match='offsets for streams'):
+        NearestStampPairer('a', ['b'], 0, 0, offsets_ns={'a': 1})
+    with pytest.raises(ValueError, match='tolerance_ns'):
+        NearestStampPairer('a', ['b'], -1, 0)
+    with pytest.raises(ValueError, match='max_pending'):
+        NearestStampPairer('a', ['b'], 0, 0, max_pending=0)
+    with pytest.raises(KeyError, match='unknown stream'):
+        NearestStampPairer('a', ['b'], 0, 0).add('c', 0, None)
 
 
 def test_scheduler_interleaves_rates_camera_first():
