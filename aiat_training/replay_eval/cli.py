@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--score-threshold', type=float, help="camera detector score threshold (default: the bundle's)")
     run.add_argument('--lidar-params', type=Path, help='lidar_detector parameter YAML')
     run.add_argument('--scan-params', type=Path, help='scan_detector parameter YAML')
-    run.add_argument('--fusion-params', type=Path, help='fusion settings YAML (FusionConfig fields, or a fusion node '
-                                                         'parameter file); offline fusion runs when camera and lidar do')
+    run.add_argument('--fusion-params', type=Path, help='fusion node parameter file (default config/fusion.yaml), '
+                                                         'read by the offline core and the live node alike')
     run.add_argument('--image-topic'), run.add_argument('--points-topic'), run.add_argument('--scan-topic')
     run.add_argument('--gt-2d'), run.add_argument('--gt-3d'), run.add_argument('--gt-scan')
     run.add_argument('--tolerance-ms', type=float, default=75.0, help='ground truth within this of a frame stamp')
@@ -102,26 +102,27 @@ def cmd_run(args) -> int:
     streams = select_streams(args.bag, inventory, args.image_topic, args.points_topic, args.scan_topic,
                              args.gt_2d, args.gt_3d, args.gt_scan)
     from aiat_training.replay_eval.graphs import graph_sensors, streams_for
-    streams = streams_for(streams, graph_sensors(args.graph, streams, args.bag))
+    sensors = graph_sensors(args.graph, streams, args.bag)
+    streams = streams_for(streams, sensors)
     tolerance = int(args.tolerance_ms * 1e6)
     extra = {}
     if args.offline:
         from aiat_training.replay_eval import offline
         cam = offline.camera_detector(args.bundle, args.score_threshold) if streams.camera else None
-        fusable = bool(cam and streams.points and streams.camera_info and streams.tf_static)
+        fusion = offline.fusion_config(args.fusion_params) if 'fusion' in sensors else None
         collected = offline.collect(
             args.bag, streams,
             detect_camera=(lambda img, enc: cam.detect_one(img, enc)) if cam else None,
             detect_points=offline.lidar_detector(args.lidar_params) if streams.points else None,
             detect_scan=offline.scan_detector(args.scan_params) if streams.scan else None,
-            fuse=offline.fusion_core(offline.fusion_config(args.fusion_params)) if fusable else None,
-            fusion_tolerance_ns=tolerance)
+            fuse=offline.fusion_core(fusion[0]) if fusion else None,
+            fusion_tolerance_ns=fusion[1] if fusion else 0)
         if cam:
             collected.class_names = list(cam.classes)
         mode = 'offline'
     else:
         from aiat_training.replay_eval import live
-        collected, extra = live.run_live(args, streams)
+        collected, extra = live.run_live(args, streams, sensors)
         mode = 'live'
     report, records = evaluate(collected, mode, tolerance, extra=extra)
     failed = crit.check(rules, report['summary']) if rules else []

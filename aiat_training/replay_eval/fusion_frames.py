@@ -49,14 +49,26 @@ def camera_model(info):
                                                rectified=rectified)
 
 
+def object_from_box(class_name: str, center, rotation: np.ndarray, size, score: float):
+    """An Object3D (z-up, yaw about z) of an oriented box in the lidar frame: the box axis nearest
+    the vertical gives the height, the first of the other two the length and the heading."""
+    from aiat_perception.metrics.matching_3d import Object3D
+    rotation = np.asarray(rotation, np.float64)
+    up = int(np.argmax(np.abs(rotation[2])))
+    a, b = [k for k in range(3) if k != up]
+    yaw = math.atan2(rotation[1, a], rotation[0, a])
+    return Object3D(class_name, tuple(float(v) for v in center), (float(size[a]), float(size[b]), float(size[up])),
+                    yaw, float(score))
+
+
 def fused_objects(result, lidar_detections, cam_from_lidar: np.ndarray) -> Tuple[list, List[Dict[str, object]]]:
     """(Object3D per fused object of a scored class, in the lidar frame; the same objects' camera box,
-    camera class, distance from the camera and centre source)."""
-    from aiat_perception.metrics.matching_3d import Object3D
+    camera class, distance from the camera and centre source). The box is the fusion node's: with an
+    associated lidar detection its size and heading, else the supporting points' extent along the
+    camera axes."""
+    from aiat_perception.lidar.output import yaw_matrix
     lidar_from_cam = np.linalg.inv(cam_from_lidar)
     R = lidar_from_cam[:3, :3]
-    optical_axis = R @ np.array([0.0, 0.0, 1.0])
-    axis_yaw = math.atan2(optical_axis[1], optical_axis[0])
     objects, info = [], []
     for obj in result.objects:
         cls = FUSED_CLASS.get(obj.class_name)
@@ -65,14 +77,38 @@ def fused_objects(result, lidar_detections, cam_from_lidar: np.ndarray) -> Tuple
         center = R @ np.asarray(obj.position, np.float64) + lidar_from_cam[:3, 3]
         if obj.lidar_index is not None and lidar_detections:
             lidar = lidar_detections[obj.lidar_index]
-            size, yaw = tuple(float(v) for v in lidar.size), float(lidar.yaw)
+            rotation, size = yaw_matrix(float(lidar.yaw)), lidar.size
         else:
-            ex = np.asarray(obj.extent, np.float64)        # along camera x (right), y (down), z (forward)
-            size, yaw = (float(ex[2]), float(ex[0]), float(ex[1])), axis_yaw
-        objects.append(Object3D(cls, tuple(float(v) for v in center), size, yaw, float(obj.score)))
+            rotation, size = R, obj.extent
+        objects.append(object_from_box(cls, center, rotation, size, obj.score))
         info.append({'camera_class': obj.class_name, 'box': [float(v) for v in obj.box_xyxy],
                      'distance': float(obj.distance), 'center_source': obj.center_source,
                      'n_points': int(obj.n_points)})
+    return objects, info
+
+
+def objects_from_fused_msg(entries, lidar_from_frame: np.ndarray, camera_from_frame: np.ndarray, camera_boxes):
+    """The fusion node's output (``entries``: (id, class, score, centre, quaternion xyzw, size) in its
+    frame) as :func:`fused_objects` gives them: boxes moved into the lidar frame, the camera box of
+    each (``camera_boxes``: the camera detector's boxes at that stamp, indexed by the detection's id)
+    and the distance from the camera."""
+    from aiat_perception.static_transforms import quaternion_to_matrix
+    objects, info = [], []
+    for det_id, class_name, score, center, q, size in entries:
+        cls = FUSED_CLASS.get(class_name)
+        if cls is None:
+            continue
+        c = np.asarray(center, np.float64)
+        try:
+            rotation = lidar_from_frame[:3, :3] @ quaternion_to_matrix(*q)
+            index = int(det_id)
+        except ValueError:
+            continue
+        box = camera_boxes[index] if 0 <= index < len(camera_boxes) else [float('nan')] * 4
+        objects.append(object_from_box(cls, lidar_from_frame[:3, :3] @ c + lidar_from_frame[:3, 3], rotation, size, score))
+        info.append({'camera_class': class_name, 'box': [float(v) for v in box],
+                     'distance': float(np.linalg.norm(camera_from_frame[:3, :3] @ c + camera_from_frame[:3, 3])),
+                     'center_source': 'node', 'n_points': -1})
     return objects, info
 
 
@@ -143,6 +179,9 @@ class FusionStage:
         except (CameraModelError, TransformError, ValueError) as exc:
             self.problems.append(' '.join(str(exc).split())[:200])
             self.unpaired += 1
+            return
+        if self.fuse is None:        # live: the frame only; the node's output fills it in
+            self.make_frame(entry, cloud, float('nan'), [], [], T, model)
             return
         t0 = time.perf_counter()
         result = self.fuse(entry.boxes, entry.labels, entry.scores, cloud.xyz, T, model, cloud.detections)

@@ -30,18 +30,26 @@ class SensorNode:
 NODES = {
     'camera': SensorNode('camera', 'camera_detector', 'aiat_perception.nodes.camera_detector', 'image', DETECTION_2D),
     'lidar': SensorNode('lidar', 'lidar_detector', 'aiat_perception.nodes.lidar_detector', 'points', DETECTION_3D),
+    'fusion': SensorNode('fusion', 'fusion', 'aiat_perception.nodes.fusion', 'detections', DETECTION_3D),
     'scan': SensorNode('scan', 'scan_detector', 'aiat_perception.nodes.scan_detector', 'scan', DETECTION_3D),
 }
+NEEDS = {'fusion': ('camera', 'lidar')}      # fusion runs on the camera and lidar detectors' outputs
 GRAPHS = {n.graph: n.sensor for n in NODES.values()}
 
 
 def sensor_topic(streams: Streams, sensor: str) -> Optional[str]:
+    """The bag topic a sensor's detector reads (fusion: the camera's, when the bag also has a cloud,
+    CameraInfo, /tf_static and 3D ground truth)."""
+    if sensor == 'fusion':
+        usable = streams.camera and streams.points and streams.camera_info and streams.tf_static and streams.gt_3d
+        return streams.camera if usable else None
     return {'camera': streams.camera, 'lidar': streams.points, 'scan': streams.scan}[sensor]
 
 
 def graph_sensors(graph: str, streams: Streams, bag) -> List[str]:
     """The sensors ``--graph`` runs: ``auto`` = every scored sensor of the bag, else a comma-separated
-    list of detector graphs (camera_detector, lidar_detector, scan_detector)."""
+    list of detector graphs (camera_detector, lidar_detector, scan_detector, fusion: with the camera
+    and lidar detectors it needs)."""
     names = [g.strip() for g in str(graph or 'auto').split(',') if g.strip()] or ['auto']
     available = [s for s in NODES if sensor_topic(streams, s)]
     if names == ['auto']:
@@ -53,12 +61,15 @@ def graph_sensors(graph: str, streams: Streams, bag) -> List[str]:
                               'separated by commas)')
         sensor = GRAPHS[name]
         if sensor not in available:
-            raise ReplayError(f'{bag}: --graph {name} needs a {sensor} topic with ground truth; the bag has '
+            what = ('an image, a point cloud, CameraInfo, /tf_static and 3D ground truth' if sensor == 'fusion'
+                    else f'a {sensor} topic with ground truth')
+            raise ReplayError(f'{bag}: --graph {name} needs {what}; the bag has '
                               f'{", ".join(available) or "none"} (name topics with --image-topic/--points-topic/'
                               '--scan-topic and --gt-2d/--gt-3d/--gt-scan)')
-        if sensor not in sensors:
-            sensors.append(sensor)
-    return sensors
+        for needed in (*NEEDS.get(sensor, ()), sensor):
+            if needed not in sensors:
+                sensors.append(needed)
+    return [s for s in NODES if s in sensors]
 
 
 def streams_for(streams: Streams, sensors: Sequence[str]) -> Streams:
