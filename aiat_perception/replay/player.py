@@ -81,17 +81,23 @@ def rclpy_class(msgtype: str):
 
 class Player:
     """``Player(node, messages).play(rate_scale=1.0)``; publishers are created for each topic
-    (reliable, keep last ``depth``)."""
+    (reliable, keep last ``depth``; transient local for the ``latched`` topics)."""
 
-    def __init__(self, node, messages: Sequence[LoadedMessage], depth: int = 10, clock: bool = False):
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+    def __init__(self, node, messages: Sequence[LoadedMessage], depth: int = 10, clock: bool = False,
+                 latched: Sequence[str] = ()):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         self.node = node
         self.messages = list(messages)
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        # /tf_static and the like: transient local, as static broadcasters offer it (a transient-local
+        # subscription hears no volatile publisher)
+        latched_qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.publishers = {}
         for msg in self.messages:
             if msg.topic not in self.publishers:
-                self.publishers[msg.topic] = node.create_publisher(rclpy_class(msg.msgtype), msg.topic, qos)
+                self.publishers[msg.topic] = node.create_publisher(
+                    rclpy_class(msg.msgtype), msg.topic, latched_qos if msg.topic in latched else qos)
         self.clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock

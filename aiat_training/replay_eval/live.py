@@ -51,6 +51,12 @@ def node_command(spec: SensorNode, streams: Streams, args) -> List[str]:
     params = getattr(args, f'{spec.sensor}_params', None) or offline.REPO_CONFIG / f'{spec.graph}.yaml'
     if Path(params).is_file():
         cmd += ['--params-file', str(Path(params).resolve())]
+    if spec.sensor == 'fusion':
+        # the detectors' outputs over DDS, the bag's CameraInfo, cloud and /tf_static; lidar boxes used as offline
+        return cmd + ['-r', f'detections:={NODES["camera"].output_topic}', '-r', f'camera_info:={streams.camera_info}',
+                      '-r', f'points:={streams.points}', '-r', f'lidar_detections:={NODES["lidar"].output_topic}',
+                      '-r', f'fused_detections:={spec.output_topic}', '-p', 'use_lidar_detections:=true',
+                      '-p', 'reliability:=reliable', '-p', 'extrinsic_source:=tf_static', '-p', "target_frame:=''"]
     return cmd + ['-r', f'{spec.input_name}:={topic}', '-r', f'detections:={spec.output_topic}',
                   '-p', 'reliability:=reliable', '-p', "target_frame:=''"]
 
@@ -59,7 +65,7 @@ class OutputRecorder:
     """Every output of one detector: by header stamp the first one with its receive time, and the
     (stamp, receive ns) of each."""
 
-    def __init__(self, node, topic: str, output_type: str):
+    def __init__(self, node, topic: str, output_type: str, convert=None):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
         from aiat_perception.replay.player import rclpy_class
@@ -67,7 +73,7 @@ class OutputRecorder:
         self.events: List[Tuple[int, int]] = []      # (header stamp, receive ns) of every output
         self.count = 0
         self.lock = threading.Lock()
-        self.convert = _boxes_2d if output_type == DETECTION_2D else _objects_3d
+        self.convert = convert or (_boxes_2d if output_type == DETECTION_2D else _objects_3d)
         node.create_subscription(rclpy_class(output_type), topic, self.on_msg,
                                  QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
 
@@ -82,10 +88,29 @@ class OutputRecorder:
 
 
 def _boxes_2d(msg):
+    """(boxes, classes, scores) of the usable detections, and every detection's box in message order
+    (the fusion node names a camera detection by its index there)."""
     from aiat_perception.vision_conversions import labeled_boxes_from_msg
     found = labeled_boxes_from_msg(msg)      # malformed entries are left out
     boxes = np.array([b.box for b in found], np.float64).reshape(-1, 4)
-    return boxes, [b.class_id for b in found], np.array([b.score for b in found], np.float64)
+    every = []
+    for det in msg.detections:
+        cx, cy, w, h = det.bbox.center.position.x, det.bbox.center.position.y, det.bbox.size_x, det.bbox.size_y
+        every.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    return boxes, [b.class_id for b in found], np.array([b.score for b in found], np.float64), every
+
+
+def _fused_entries(msg):
+    """(id, class, score, centre, quaternion, size) of each fused object, in the message's frame."""
+    out = []
+    for det in msg.detections:
+        if not det.results:
+            continue
+        best = max(det.results, key=lambda r: r.hypothesis.score)
+        c, q, z = det.bbox.center.position, det.bbox.center.orientation, det.bbox.size
+        out.append((det.id, str(best.hypothesis.class_id), float(best.hypothesis.score), (c.x, c.y, c.z),
+                    (q.x, q.y, q.z, q.w), (z.x, z.y, z.z)))
+    return out
 
 
 def _objects_3d(msg):
@@ -107,7 +132,8 @@ class LiveGraph:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('aiat_eval_player', context=self.context)
         self.specs = {s: NODES[s] for s in sensors}
-        self.recorders = {s: OutputRecorder(self.node, spec.output_topic, spec.output_type)
+        self.recorders = {s: OutputRecorder(self.node, spec.output_topic, spec.output_type,
+                                            _fused_entries if s == 'fusion' else None)
                           for s, spec in self.specs.items()}
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -224,26 +250,30 @@ def _rate_hz(times_ns: Sequence[int]) -> Optional[float]:
     return (len(times_ns) - 1) / span if span > 0 else None
 
 
-def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
+def run_live(args, streams: Streams, sensors: Optional[Sequence[str]] = None) -> Tuple[Collected, Dict[str, object]]:
     from aiat_perception.replay.player import Player, load
-    sensors = [s for s in NODES if sensor_topic(streams, s)]     # the CLI has applied --graph
+    from aiat_training.replay_eval.fusion_frames import objects_from_fused_msg
+    sensors = [s for s in NODES if s in (sensors or [s for s in NODES if sensor_topic(streams, s)])]
     if not sensors:
         raise ReplayError(f'{args.bag}: no scored sensor topic to play (use --offline)')
-    single = len(sensors) == 1
+    fusion = 'fusion' in sensors
+    topics = {s: sensor_topic(streams, s) for s in sensors if s != 'fusion'}     # what the player feeds each detector
+    single = len(topics) == 1
     if not single and (getattr(args, 'capacity_multiple', None) or args.max_rate):
         raise ReplayError('--capacity-multiple and --max-rate measure one node: choose one with --graph '
                           f'(this run has {", ".join(NODES[s].graph for s in sensors)})')
-    topics = {s: sensor_topic(streams, s) for s in sensors}
-    collected = offline.collect(args.bag, streams)
-    messages = load(args.bag, list(topics.values()))
+    pair_ns = offline.fusion_config(getattr(args, 'fusion_params', None))[1] if fusion else 0
+    collected = offline.collect(args.bag, streams, fusion_frames=fusion, fusion_tolerance_ns=pair_ns)
+    latched = [streams.tf_static] if fusion else []
+    messages = load(args.bag, list(topics.values()) + ([streams.camera_info] + latched if fusion else []))
     by_topic = {t: [m for m in messages if m.topic == t] for t in topics.values()}
     fixed_rate = None
     rate_scale = args.rate_scale
     graph = LiveGraph(sensors, streams, args, Path(args.out))
     try:
-        player = Player(graph.node, messages, clock=args.clock)
-        graph.wait_ready(player, topics)
-        capacity = {s: _warm_up(graph, player, s, by_topic[topics[s]][0]) for s in sensors}
+        player = Player(graph.node, messages, clock=args.clock, latched=latched)
+        graph.wait_ready(player, {**topics, **({'fusion': streams.camera_info} if fusion else {})})
+        capacity: Dict[str, Optional[float]] = {s: _warm_up(graph, player, s, by_topic[topics[s]][0]) for s in topics}
         if single and getattr(args, 'capacity_multiple', None):
             fixed_rate = args.capacity_multiple * capacity[sensors[0]]
         extra_live: Dict[str, object] = {}
@@ -264,24 +294,37 @@ def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
         graph.close()
     per_node: Dict[str, Dict[str, object]] = {}
     for sensor in sensors:
-        topic = topics[sensor]
+        topic = topics.get(sensor, streams.camera)     # fusion: latency from the camera image's publish
         frames = collected.of(sensor)
         for frame in frames:
             out = outputs[sensor].get(frame.stamp_ns)
-            if out is not None:
-                recv_ns, dets = out
-                frame.detections = dets
-                frame.processing_ms = (recv_ns - log.publish_wall_ns[(topic, frame.stamp_ns)]) / 1e6
+            if out is None:
+                continue
+            recv_ns, dets = out
+            if sensor == 'camera':
+                dets = dets[:3]
+            elif sensor == 'fusion':
+                T = frame.extra['cam_from_lidar']            # the node publishes in the camera frame
+                camera_out = outputs['camera'].get(frame.stamp_ns)
+                dets, frame.extra['fused'] = objects_from_fused_msg(dets, np.linalg.inv(T), np.eye(4),
+                                                                    camera_out[1][3] if camera_out else [])
+            frame.detections = dets
+            frame.processing_ms = (recv_ns - log.publish_wall_ns[(topic, frame.stamp_ns)]) / 1e6
         actual = [a for a, t in zip(log.actual, log.topic) if t == topic]
         played = (len(actual) - 1) / (actual[-1] - actual[0]) if len(actual) > 1 and actual[-1] > actual[0] else None
         dropped = sum(1 for f in frames if f.detections is None and not f.malformed)
-        cap = capacity[sensor]
+        cap = capacity.get(sensor)
         per_node[sensor] = {'node': ' '.join(graph.cmds[sensor][1:]), 'topic': topic,
                             'recorded_rate_hz': _r(_rate_hz([m.log_ns for m in by_topic[topic]])),
                             'played_rate_hz': _r(played), 'capacity_hz_measured': _r(cap),
-                            'published': len(actual), 'outputs': received[sensor]}
+                            'published': len(actual) if sensor != 'fusion' else None, 'outputs': received[sensor]}
         graph_name = NODES[sensor].graph
-        if played and dropped:
+        if sensor == 'fusion':
+            if dropped:
+                collected.notes.append(f'live fusion: {dropped} of {len(frames)} camera frames with a cloud within '
+                                       f'{pair_ns / 1e6:g} ms got no fused output (the fusion node, or the detector '
+                                       'before it, skipped them)')
+        elif played and dropped:
             collected.notes.append(
                 f'live {sensor}: played at {played:.1f} Hz, {played / cap:.1f}x {graph_name}\'s measured capacity '
                 f'({cap:.1f} frames/s on this machine); the node keeps only the newest frame, so {dropped} of '
@@ -293,13 +336,16 @@ def run_live(args, streams: Streams) -> Tuple[Collected, Dict[str, object]]:
     first = per_node[sensors[0]]
     live = {'graphs': [NODES[s].graph for s in sensors], 'nodes': per_node,
             'node': ' | '.join(p['node'] for p in per_node.values()),
-            'recorded_rate_hz': first['recorded_rate_hz'] if single else _r(_rate_hz([m.log_ns for m in messages])),
-            'played_rate_hz': first['played_rate_hz'] if single else _r(_rate_hz([int(a * 1e9) for a in log.actual])),
+            'recorded_rate_hz': first['recorded_rate_hz'] if single and not fusion else _r(_rate_hz([m.log_ns for m in messages])),
+            'played_rate_hz': first['played_rate_hz'] if single and not fusion else _r(_rate_hz([int(a * 1e9) for a in log.actual])),
             'rate_scale': rate_scale if fixed_rate is None else None,
             'capacity_hz_measured': first['capacity_hz_measured'] if single else None,
             'capacity_definition': '1 / median round trip of single frames through the node before the replay',
             'published': len(log.actual), 'outputs': sum(received.values()),
             'player_timing_error_ms': percentiles([abs(e) for e in log.timing_errors_ms()])}
+    if fusion:
+        live['fusion_latency_definition'] = ('fused output received minus the publish time of the camera image '
+                                             'of that stamp: camera detector, fusion pairing and fusion together')
     live.update(extra_live)
     return collected, {'live': live}
 

@@ -125,3 +125,33 @@ def test_live_lidar_and_scan_nodes_together_match_offline(sim_lidar_bag):
         if live['dropped'] == 0:
             keys = ('per_class', 'center_distance_recall') if sensor == 'lidar' else ('persons',)
             assert {k: live[k] for k in keys} == {k: off[sensor][k] for k in keys}
+
+
+def test_live_fusion_graph_on_kitti_matches_offline(tmp_path):
+    """--graph fusion: camera_detector, lidar_detector and the fusion node as three processes, fed the
+    KITTI bag's image, cloud, CameraInfo and /tf_static (transient local) by the player. Each fused
+    object has the offline fusion's class and distance, and the scores are the same."""
+    from aiat_perception.assets import shared_data
+    bag = tmp_path / 'kitti'
+    code, text = _eval('convert', 'kitti', shared_data('kitti_object'), '--out', bag)
+    assert code == 0, text
+    code, text = _eval('run', bag, '--offline', '--graph', 'fusion', '--out', tmp_path / 'offline', '--no-html')
+    assert code == 0, text
+    code, text = _eval('run', bag, '--graph', 'fusion', '--rate-scale', '0.5', '--out', tmp_path / 'live', '--no-html')
+    assert code == 0, text
+    live = json.loads((tmp_path / 'live' / 'report.json').read_text())
+    off = json.loads((tmp_path / 'offline' / 'report.json').read_text())
+    assert live['live']['graphs'] == ['camera_detector', 'lidar_detector', 'fusion']
+    assert live['live']['nodes']['fusion']['outputs'] == 2
+    fused_live, fused_off = live['summary']['fusion'], off['summary']['fusion']
+    assert fused_live['dropped'] == 0 and fused_live['evaluated'] == 2
+    assert fused_live['per_class'] == fused_off['per_class']
+    assert fused_live['center_distance_recall'] == fused_off['center_distance_recall']
+    a, b = _sensor_frames(tmp_path / 'offline', 'fusion'), _sensor_frames(tmp_path / 'live', 'fusion')
+    cam = _sensor_frames(tmp_path / 'live', 'camera')
+    for i in (0, 1):
+        for x, y in ((a[i]['fused'], b[i]['fused']), (a[i]['distance_errors'], b[i]['distance_errors'])):
+            x, y = (sorted(v, key=lambda e: (e['class'], e['distance'])) for v in (x, y))
+            assert [e['class'] for e in x] == [e['class'] for e in y]
+            np.testing.assert_allclose([e['distance'] for e in x], [e['distance'] for e in y], atol=2e-3)
+        assert b[i]['latency_ms'] >= cam[i]['latency_ms'] > 0       # fused after the camera's detections
