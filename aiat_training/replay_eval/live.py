@@ -2,9 +2,10 @@
 
 Each scored sensor of the bag has its detector node, run as its own process exactly as on the
 vehicle (``python -m aiat_perception.nodes.<detector> --ros-args ...``: camera_detector for images,
-lidar_detector for PointCloud2, scan_detector for LaserScan), its input remapped to the bag's topic
-and its output to /aiat_eval/<sensor>/detections; ``--graph`` chooses them (``auto``: every sensor
-the bag has ground truth for). Our player publishes the recorded messages at the recorded spacing
+lidar_detector for PointCloud2, scan_detector for LaserScan, and the fusion node on the camera and
+lidar detectors' outputs with the bag's CameraInfo, cloud and /tf_static), its input remapped to the
+bag's topic and its output to /aiat_eval/<sensor>/detections; ``--graph`` chooses them (``auto``:
+every sensor the bag has ground truth for). Our player publishes the recorded messages at the recorded spacing
 (x ``--rate-scale``, or at a multiple of the node's measured capacity); a subscription here records
 every output with its receive time. Latency = output received - the input's publish time (the
 recorded header stamps are kept so outputs pair with ground truth by stamp). A frame without an
@@ -33,9 +34,10 @@ MAX_DROP = 0.05          # ros2_benchmark's acceptance for a rate: <= 5% frames 
 
 
 def node_command(spec: SensorNode, streams: Streams, args) -> List[str]:
-    """The detector's command line: the vehicle's node, its input on the bag's topic, reliable (the
+    """The node's command line: the vehicle's node, its input on the bag's topic, reliable (the
     player offers reliable; the node's keep-last-1 input still drops what it cannot process), and for
-    the lidar nodes the same parameter file the offline core reads, output in the sensor frame."""
+    the lidar and fusion nodes the same parameter file the offline core reads, output in the sensor
+    (fusion: camera) frame."""
     topic = sensor_topic(streams, spec.sensor)
     cmd = [sys.executable, '-m', spec.module, '--ros-args']
     if spec.sensor == 'camera':

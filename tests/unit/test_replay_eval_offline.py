@@ -144,3 +144,14 @@ def test_replay_fusion_reproduces_the_fusion_core_on_the_kitti_files(kitti_run):
     assert [c for c, _ in got] == [c for c, _ in expected] and len(got) >= 5
     # the extrinsic goes through a quaternion on /tf_static and frames.jsonl rounds to the millimetre
     assert [d for _, d in got] == pytest.approx([d for _, d in expected], abs=0.01)
+
+
+def test_fusion_criteria_fail_and_name_themselves(kitti_run, tmp_path, capsys):
+    rules = tmp_path / 'criteria.yaml'
+    rules.write_text('min_fused_bev_ap: {car: 0.99}\nmax_fused_distance_error_m: 0.001\n')
+    assert cli.main(['run', str(kitti_run / 'bag'), '--offline', '--graph', 'fusion', '--out', str(tmp_path / 'r'),
+                     '--no-html', '--criteria', str(rules)]) == 1
+    out = capsys.readouterr().out
+    assert 'FAILED min_fused_bev_ap.car: 0.2500 < 0.99' in out and 'FAILED max_fused_distance_error_m:' in out
+    rules.write_text('max_fused_distance_error_m: {car: 1}\n')
+    assert cli.main(['run', str(kitti_run / 'bag'), '--offline', '--out', str(tmp_path / 's'), '--criteria', str(rules)]) == 2
