@@ -52,10 +52,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_node_params*',
         'test_stamp_pairing*',
         'test_replay_bag*',
-        'test_fusion_camera*',
-        'test_fusion_fuse*',
-        'test_fusion_agreement*',
-        'test_fusion_kitti*',
+        'test_fusion_*',
     ],
     'training': [
         'test_nanodet_*',

@@ -16,13 +16,24 @@ from aiat_perception.fusion.camera import CameraModel, transform_points
 from aiat_perception.metrics.matching import Matches, greedy_match, iou_matrix
 
 
+SIGNS = np.array([[sx, sy, sz] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)], dtype=np.float64)
+
+
 def box_corners_3d(center, size, yaw: float) -> np.ndarray:
     """8 x 3 corners of a box (centre, size = length along yaw, width, height; yaw about +z)."""
-    l, w, h = (float(v) / 2.0 for v in size)
-    local = np.array([[sx * l, sy * w, sz * h] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)])
-    c, s = np.cos(yaw), np.sin(yaw)
-    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return local @ rot.T + np.asarray(center, dtype=np.float64)
+    return boxes_corners_3d(np.asarray(center, np.float64)[None], np.asarray(size, np.float64)[None],
+                            np.array([yaw], np.float64))[0]
+
+
+def boxes_corners_3d(centers: np.ndarray, sizes: np.ndarray, yaws: np.ndarray) -> np.ndarray:
+    """K x 8 x 3 corners of K boxes (centres K x 3, sizes K x 3, yaws K)."""
+    local = SIGNS[None] * (sizes[:, None, :] / 2.0)                            # K, 8, 3
+    c, s = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
+    out = np.empty_like(local)
+    out[..., 0] = c * local[..., 0] - s * local[..., 1]
+    out[..., 1] = s * local[..., 0] + c * local[..., 1]
+    out[..., 2] = local[..., 2]
+    return out + centers[:, None, :]
 
 
 class ProjectedBoxes(NamedTuple):
@@ -38,8 +49,10 @@ def project_boxes(detections: Sequence, cam_from_lidar: np.ndarray, camera: Came
     in_view = np.zeros(n, bool)
     if not n:
         return ProjectedBoxes(boxes, in_view, np.zeros((0, 3)))
-    corners = np.concatenate([box_corners_3d(d.center, d.size, d.yaw) for d in detections])
     centers = np.array([d.center for d in detections], dtype=np.float64).reshape(n, 3)
+    sizes = np.array([d.size for d in detections], dtype=np.float64).reshape(n, 3)
+    yaws = np.array([d.yaw for d in detections], dtype=np.float64).reshape(n)
+    corners = boxes_corners_3d(centers, sizes, yaws).reshape(-1, 3)
     cam = transform_points(np.concatenate([corners, centers]), cam_from_lidar)
     proj = camera.project(cam, within_image=False)
     uv = proj.uv[:8 * n].reshape(n, 8, 2)

@@ -160,12 +160,12 @@ class CameraModel:
         uv = np.full((len(x), 2), np.nan)
         depth, front, h = self._composite(x, y, z, cam_from_lidar)
         with np.errstate(invalid='ignore', divide='ignore'):
-            uv[front, 0] = h[0] / h[2]
-            uv[front, 1] = h[1] / h[2]
-        if within_image:
-            with np.errstate(invalid='ignore'):
-                outside = ~((uv[:, 0] >= 0) & (uv[:, 0] < self.width) & (uv[:, 1] >= 0) & (uv[:, 1] < self.height))
-            uv[outside] = np.nan
+            u, v = h[0] / h[2], h[1] / h[2]
+            if within_image:
+                keep = (u >= 0) & (u < self.width) & (v >= 0) & (v < self.height)
+                front, u, v = front[keep], u[keep], v[keep]
+        uv[front, 0] = u
+        uv[front, 1] = v
         return Projection(uv, depth)
 
     def visible(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, cam_from_lidar):
@@ -245,11 +245,14 @@ def transform_points(points, T) -> np.ndarray:
 
 
 def point_columns(points):
-    """x, y, z of N x 3+ points as three contiguous float64 arrays."""
+    """x, y, z of N x 3+ points as three float64 1-D arrays: views into the array, or into one
+    float64 copy of it (one block copy costs less than casting strided float32 in every operation)."""
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise ValueError(f'points are N x 3 or more, got shape {pts.shape}')
-    return tuple(np.ascontiguousarray(pts[:, i], dtype=np.float64) for i in range(3))
+    if pts.dtype != np.float64:
+        pts = pts.astype(np.float64)
+    return pts[:, 0], pts[:, 1], pts[:, 2]
 
 
 def transform_columns(x, y, z, T) -> np.ndarray:
@@ -263,18 +266,23 @@ def transform_columns(x, y, z, T) -> np.ndarray:
 
 
 def affine_columns(M, t, x, y, z) -> np.ndarray:
-    """R x N: ``M @ [x; y; z] + t`` (M: R x 3) computed row by row.
+    """R x N (float64): ``M @ [x; y; z] + t`` (M: R x 3) computed row by row, in float64, without
+    copying the coordinates (views with a stride are fine).
 
     Written out rather than ``points @ M.T``: numpy hands an N x 3 by 3 x 3 product to a threaded
     BLAS, which on a loaded machine (every core busy, as on a vehicle) waits for its threads and
-    took 40-100 ms for 120k points here; these nine vector operations take under 1 ms."""
-    out = np.empty((len(M), len(x)))
+    took 40-100 ms for 120k points here; these vector operations take about 1 ms."""
+    n = len(x)
+    out = np.empty((len(M), n))
+    tmp = np.empty(n)
     with np.errstate(invalid='ignore', over='ignore'):      # non-finite points stay non-finite
         for i in range(len(M)):
             row = out[i]
-            np.multiply(x, M[i, 0], out=row)
-            row += M[i, 1] * y
-            row += M[i, 2] * z
+            np.multiply(x, M[i, 0], out=row, dtype=np.float64)
+            np.multiply(y, M[i, 1], out=tmp, dtype=np.float64)
+            row += tmp
+            np.multiply(z, M[i, 2], out=tmp, dtype=np.float64)
+            row += tmp
             if t is not None:
                 row += t[i]
     return out

@@ -36,6 +36,12 @@ class FusionConfig:
     # camera classes the lidar should confirm: only these count in the confirm rate (a traffic light
     # or a sign is nothing the lidar detector reports); empty: every class
     confirm_classes: Tuple[str, ...] = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
+    # metres: camera detections fused farther than this do not count in the confirm rate. Default:
+    # no limit in practice; set it to the lidar detector's reach when the camera sees much farther
+    # (a 16-ring lidar). Not lower than needed: under a wrong calibration a box's points may be
+    # background farther away, and the box would drop out of the count instead of counting as
+    # unconfirmed.
+    confirm_max_distance: float = 200.0
 
     def __post_init__(self):
         def number(name, low, high, integer=False, low_open=False):
@@ -59,6 +65,7 @@ class FusionConfig:
         number('association_iou', 0.0, 1.0, low_open=True)
         number('range_noise', 0.0, 100.0)
         number('default_depth', 0.0, 100.0)
+        number('confirm_max_distance', 0.0, 10_000.0, low_open=True)
         if self.max_range <= self.min_range:
             raise FusionConfigError(f'fusion config max_range ({self.max_range}) must exceed min_range '
                                     f'({self.min_range})')

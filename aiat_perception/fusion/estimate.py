@@ -18,7 +18,7 @@ def dominant_cluster(ranges: np.ndarray, gap: float) -> np.ndarray:
     ranges = np.asarray(ranges, dtype=np.float64).reshape(-1)
     if not len(ranges):
         return np.zeros(0, np.int64)
-    order = np.argsort(ranges, kind='stable')
+    order = np.argsort(ranges)
     r = ranges[order]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(r) > gap) + 1])
     ends = np.concatenate([starts[1:], [len(r)]])
@@ -40,10 +40,21 @@ def estimate(points: np.ndarray, range_noise: float) -> Estimate:
     plus ``range_noise``^2 on the diagonal so that a single point or a flat surface still gives a
     proper (positive definite) covariance."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    surface = np.median(pts, axis=0)
-    extent = pts.max(axis=0) - pts.min(axis=0)
-    cov = np.cov(pts, rowvar=False, bias=True) if len(pts) > 1 else np.zeros((3, 3))
-    cov = np.asarray(cov).reshape(3, 3) + np.eye(3) * float(range_noise) ** 2
+    return estimate_columns(np.ascontiguousarray(pts.T), range_noise)
+
+
+def estimate_columns(q: np.ndarray, range_noise: float) -> Estimate:
+    """:func:`estimate` of points given as a 3 x M array (reductions along rows are several times
+    faster than down the columns of an M x 3 array)."""
+    m = q.shape[1]
+    surface = np.median(q, axis=1)
+    extent = q.max(axis=1) - q.min(axis=1)
+    d = q - q.mean(axis=1)[:, None]
+    cov = np.empty((3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            cov[i, j] = cov[j, i] = float(np.dot(d[i], d[j])) / m
+    cov += np.eye(3) * float(range_noise) ** 2
     return Estimate(surface, extent, cov)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from aiat_perception.fusion.association import ProjectedBoxes, associate, project_boxes
 from aiat_perception.fusion.camera import CameraModel, point_columns, transform_columns
 from aiat_perception.fusion.config import FusionConfig
-from aiat_perception.fusion.estimate import dominant_cluster, estimate, push_back
+from aiat_perception.fusion.estimate import dominant_cluster, estimate_columns, push_back
 
 
 @dataclass
@@ -66,9 +66,10 @@ class FusedObject:
 class FusionResult:
     objects: List[FusedObject]
     unsupported: List[int]            # 2D boxes without enough points
-    confirmed: int                    # camera detections a lidar detection (or, without lidar
-                                      # detections, a cluster of >= min_points) confirms
-    camera_count: int                 # camera detections of config.confirm_classes (all when empty)
+    confirmed: int                    # of those counted in camera_count, the ones a lidar detection
+                                      # confirms (without lidar detections: those with enough points)
+    camera_count: int                 # camera detections of config.confirm_classes (all when empty),
+                                      # except those fused farther than config.confirm_max_distance
     lidar_in_view: int                # lidar detections of config.miss_classes projecting into the image
     lidar_missed: int                 # of those, the ones no camera box matches
     ious: List[float]                 # IoU of each associated (camera box, projected lidar box) pair
@@ -130,10 +131,11 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
     t2 = time.perf_counter()
     times['project'] = (t2 - t1) * 1e3
     cols = transform_columns(x[idx], y[idx], z[idx], cam_from_lidar)
-    rng = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
-    near = np.flatnonzero((rng >= cfg.min_range) & (rng <= cfg.max_range))
-    order = near[np.argsort(uv[near, 0], kind='stable')]
-    cam, rng, uv = cols[:, order].T, rng[order], uv[order]
+    with np.errstate(over='ignore', invalid='ignore'):       # absurd coordinates: infinitely far
+        rng = np.sqrt(cols[0] * cols[0] + cols[1] * cols[1] + cols[2] * cols[2])
+        near = np.flatnonzero((rng >= cfg.min_range) & (rng <= cfg.max_range))
+    order = near[np.argsort(uv[near, 0])]
+    cam, rng, uv = cols[:, order], rng[order], uv[order]          # cam: 3 x K
     t3 = time.perf_counter()
     times['transform'] = (t3 - t2) * 1e3
 
@@ -173,7 +175,7 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
         if len(cluster) < cfg.min_points:
             unsupported.append(k)
             continue
-        est = estimate(cam[cluster], cfg.range_noise)
+        est = estimate_columns(cam.take(cluster, axis=1), cfg.range_noise)     # take: C-contiguous rows
         name = str(class_names[k])
         depth = cfg.depth_of(name)
         position, source = push_back(est.surface, depth), 'class_depth'
@@ -190,12 +192,17 @@ def fuse(boxes_xyxy, class_names: Sequence[str], scores, points_lidar, cam_from_
                                    est.surface, surface_distance, source))
     times['boxes'] = (time.perf_counter() - t4) * 1e3
 
-    counted = [k for k in range(len(boxes)) if not cfg.confirm_classes or str(class_names[k]) in cfg.confirm_classes]
+    # the camera detections the lidar should confirm: a class it detects, not fused beyond its reach
+    # (config.confirm_max_distance). A box with no points counts (unconfirmed): under a wrong
+    # calibration the points miss the boxes, and that is disagreement, not absence.
+    distance = {o.detection_index: o.distance for o in objects}
+    counted = [k for k in range(len(boxes))
+               if (not cfg.confirm_classes or str(class_names[k]) in cfg.confirm_classes)
+               and distance.get(k, 0.0) <= cfg.confirm_max_distance]
     if lidar_detections is not None:
         confirmed = sum(1 for k in counted if lidar_index[k] is not None)
     else:
-        bad = set(unsupported)
-        confirmed = sum(1 for k in counted if k not in bad)
+        confirmed = sum(1 for k in counted if k in distance)
     ious = [box_iou[k] for k in range(len(boxes)) if lidar_index[k] is not None]
     return FusionResult(objects, unsupported, confirmed, len(counted), in_view, missed, ious, times,
                         dropped, int(len(uv)), None if projected is None else projected.boxes)

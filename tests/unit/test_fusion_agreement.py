@@ -40,7 +40,7 @@ def test_a_shifted_calibration_warns_then_errors():
 
 def test_each_figure_alone_sets_the_level():
     t = AgreementThresholds()
-    cases = [(dict(confirmed=1), Level.WARN),                       # 25 % confirmed
+    cases = [(dict(confirmed=2), Level.WARN),                       # 50 % confirmed
              (dict(confirmed=0, ious=(0.7,)), Level.ERROR),
              (dict(missed=4, in_view=4), Level.ERROR),              # 100 % missed
              (dict(missed=7, in_view=8), Level.WARN)]               # 87.5 % missed

@@ -88,7 +88,7 @@ def test_background_and_ground_do_not_move_the_position():
     proj = CAMERA.project(cam)
     inside = proj.valid & (proj.uv[:, 0] >= box[0]) & (proj.uv[:, 0] <= box[2]) & (proj.uv[:, 1] >= box[1]) \
         & (proj.uv[:, 1] <= box[3])
-    assert np.linalg.norm(cam[inside].mean(axis=0)) > 11.5
+    assert np.linalg.norm(cam[inside].mean(axis=0)) > 12.0
     # camera frame: x right, y down, z forward
     assert obj.position[2] == pytest.approx(10.25, abs=0.1) and abs(obj.position[0]) < 0.1
     assert 0.3 < obj.extent[0] <= 0.5 + 1e-6 and obj.extent[1] > 0.8
@@ -141,7 +141,14 @@ def test_association_with_projected_lidar_boxes():
     by_det = {o.detection_index: o for o in r.objects}
     assert by_det[0].lidar_index == 0 and by_det[1].lidar_index == 1
     assert r.unsupported == [2]
+    # the box with no points counts, unconfirmed (points that miss the boxes are disagreement)
     assert r.camera_count == 3 and r.confirmed == 2
+    far_only = fuse(boxes, ['car', 'truck', 'person'], [0.9, 0.8, 0.7], points, CAM_FROM_LIDAR, CAMERA,
+                    FusionConfig(confirm_max_distance=20.0), lidar)
+    assert far_only.camera_count == 2 and far_only.confirmed == 1          # the car 30 m away is beyond reach
+    no_classes = fuse(boxes, ['car', 'truck', 'person'], [0.9, 0.8, 0.7], points, CAM_FROM_LIDAR, CAMERA,
+                      FusionConfig(confirm_classes=('person',)), lidar)
+    assert no_classes.camera_count == 1 and no_classes.confirmed == 0      # only the empty 'person' box
     assert r.ious[0] == pytest.approx(1.0, abs=1e-6) and 0.6 < r.ious[1] < 1.0
     # the car behind is not in view; the unknown wall is in view but not a class the camera must see
     assert r.lidar_in_view == 2 and r.lidar_missed == 0
@@ -182,10 +189,18 @@ def test_empty_and_bad_inputs_lose_nothing():
     assert no_boxes.objects == [] and no_boxes.unsupported == [] and no_boxes.camera_count == 0
     assert no_boxes.points_in_image > 0
     clean = fuse(box, ['person'], [0.9], person, CAM_FROM_LIDAR, CAMERA)
+    no_lidar = fuse(box, ['person'], [0.9], person, CAM_FROM_LIDAR, CAMERA, lidar_detections=[])
+    assert no_lidar.objects[0].lidar_index is None and no_lidar.confirmed == 0 and no_lidar.camera_count == 1
+    assert no_lidar.lidar_in_view == 0 and no_lidar.ious == []
     dirty = np.concatenate([person, [[np.nan, 0, 0], [np.inf, 1.0, 0.0], [10.0, -np.inf, 0.0]]])
     noisy = fuse(box, ['person'], [0.9], dirty, CAM_FROM_LIDAR, CAMERA)
     assert noisy.points_dropped == 3
     np.testing.assert_allclose(noisy.objects[0].position, clean.objects[0].position)
+    huge = np.concatenate([person, [[1e300, 0.0, 0.0], [1e300, 1e299, -1e299], [-1e308, 0.0, 1e308]]])
+    absurd = fuse(box, ['person'], [0.9], huge, CAM_FROM_LIDAR, CAMERA)
+    np.testing.assert_allclose(absurd.objects[0].position, clean.objects[0].position)
+    giant_box = fuse(np.array([[-1e300, -1e300, 1e300, 1e300]]), ['person'], [0.9], person, CAM_FROM_LIDAR, CAMERA)
+    assert len(giant_box.objects) == 1
     bad_boxes = np.array([[np.nan, 0, 10, 10], [50, 50, 40, 60], box[0]])
     r = fuse(bad_boxes, ['person'] * 3, [0.9, 0.8, 0.7], person, CAM_FROM_LIDAR, CAMERA)
     assert r.unsupported == [0, 1] and [o.detection_index for o in r.objects] == [2]
@@ -222,6 +237,8 @@ def test_too_few_points_make_a_box_unsupported():
     (dict(class_depth={'car': -1.0}), r"class_depth\['car'\]"),
     (dict(miss_classes='car'), 'miss_classes: must be a list'),
     (dict(range_noise=float('inf')), 'range_noise: must be finite'),
+    (dict(confirm_max_distance=0.0), 'confirm_max_distance'),
+    (dict(confirm_classes=[1, 2]), 'confirm_classes: must be a list'),
 ])
 def test_config_errors_name_the_setting(kwargs, message):
     with pytest.raises(FusionConfigError, match=message):
@@ -247,3 +264,12 @@ def test_a_small_far_box_falls_back_to_the_whole_box():
     assert inner.objects[0].n_points < 200 <= len(person)
     (obj,) = shrunk.objects
     assert obj.n_points >= 200 and obj.surface_distance == pytest.approx(10.0, abs=0.15)
+
+
+def test_box_corners_agree_with_the_lidar_footprint():
+    det = Detection3D('car', 0.9, (12.0, -3.0, -0.8), (4.2, 1.8, 1.5), 0.7, 100)
+    corners = box_corners_3d(det.center, det.size, det.yaw)
+    footprint = det.corners_bev()
+    for xy in corners[:, :2]:
+        assert np.min(np.linalg.norm(footprint - xy, axis=1)) < 1e-9
+    assert sorted(set(np.round(corners[:, 2], 9))) == [-1.55, -0.05]
