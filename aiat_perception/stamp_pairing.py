@@ -75,9 +75,11 @@ class NearestStampPairer:
     is paired once. An anchor is paired as soon as every partner stream holds an item within the
     tolerance, with the nearest of those held: keep the tolerance below half the slower sensor's
     period so that at most one item can qualify and waiting for a nearer one is never needed. Items
-    more than ``timeout_ns`` older than the newest (offset) stamp seen are dropped; anchors and partner
-    items that never paired are counted in ``unpaired``. At most ``max_pending`` items wait per stream
-    (the oldest goes first, counted), which bounds memory whatever the stamps do.
+    more than ``timeout_ns`` older than the slowest stream's newest (offset) stamp are dropped: one
+    message stamped far in the future cannot expire everything after it, as it would against the
+    newest stamp of all. Anchors and partner items that never paired are counted in ``unpaired``. At
+    most ``max_pending`` items wait per stream (the oldest goes first, counted), which bounds memory
+    whatever the stamps do, also while a stream is silent.
     Hand-written: message_filters' ApproximateTimeSynchronizer is ROS-bound and pairs each item once.
     """
 
@@ -103,7 +105,7 @@ class NearestStampPairer:
         self.pending: Dict[Hashable, Dict[int, list]] = {s: {} for s in streams}
         self.unpaired: Dict[Hashable, int] = {s: 0 for s in streams}
         self.paired = 0
-        self.newest_ns: Optional[int] = None
+        self.newest_ns: Dict[Hashable, int] = {}       # stream -> its newest offset stamp
 
     def set_offset(self, stream: Hashable, offset_ns: int) -> None:
         """Change a partner's offset; items already held keep the offset they came with."""
@@ -127,7 +129,7 @@ class NearestStampPairer:
             oldest = min(pending)
             if not pending.pop(oldest)[1]:
                 self.unpaired[stream] += 1
-        self.newest_ns = stamp if self.newest_ns is None else max(self.newest_ns, stamp)
+        self.newest_ns[stream] = max(self.newest_ns.get(stream, stamp), stamp)
         anchors = [stamp] if stream == self.anchor else sorted(self.pending[self.anchor])
         out = [p for p in (self._try(a) for a in anchors if a in self.pending[self.anchor]) if p is not None]
         self._expire()
@@ -157,7 +159,9 @@ class NearestStampPairer:
         return Paired(anchor_stamp, items, {s: chosen[s] - anchor_stamp for s in self.partners})
 
     def _expire(self) -> None:
-        horizon = self.newest_ns - self.timeout_ns
+        if len(self.newest_ns) < len(self.pending):
+            return                                        # a stream not heard yet: only max_pending bounds
+        horizon = min(self.newest_ns.values()) - self.timeout_ns
         for stream, pending in self.pending.items():
             for stamp in [s for s in pending if s < horizon]:
                 if not pending.pop(stamp)[1]:

@@ -41,6 +41,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_pipeline_health*',
         'test_latest_slot*',
         'test_fuzz_conversions*',
+        'test_fuzz_fusion*',
         'test_fuzz_bundle*',
         'test_engine_*',
         'test_gpu_load*',

@@ -50,6 +50,9 @@ FUSION_PARAMS = [
     Param('confirm_classes', list(_CORE.confirm_classes), 'camera classes the lidar should confirm: only these '
           "count in the confirm rate (a traffic light is nothing a lidar detector reports); [''] = every class "
           '(dynamic)', dynamic=True),
+    Param('confirm_max_distance', _CORE.confirm_max_distance, 'camera detections fused farther than this (m) do '
+          "not count in the confirm rate: set it to the lidar detector's reach when the camera sees much farther "
+          '(dynamic)', range=(0.0, 10_000.0), open_low=True, dynamic=True),
 ]
 FUSION_KEYS = tuple(p.name for p in FUSION_PARAMS)
 

@@ -104,13 +104,30 @@ def test_nearest_expiry_duplicates_and_the_pending_cap_are_counted():
     pairer.add('camera', 0, 'never paired')
     pairer.add('cloud', 500 * MS, 'used')
     pairer.add('camera', 505 * MS, 'paired')
-    pairer.add('cloud', 2 * S, 'new')                          # horizon 1 s: both old ones go
-    assert pairer.unpaired == {'camera': 1, 'cloud': 0}        # the used cloud is not counted
+    pairer.add('cloud', 2 * S, 'new')
+    assert pairer.unpaired == {'camera': 0, 'cloud': 0}       # the camera's newest is 505 ms: horizon -0.5 s
+    pairer.add('camera', 2 * S + 500 * MS, 'waits')          # both streams past 2 s: horizon 1 s
+    assert pairer.unpaired == {'camera': 1, 'cloud': 0}       # the used cloud is not counted
     pairer.add('cloud', 2 * S, 'replaces new')                 # same stamp, unused: counted
     assert pairer.unpaired['cloud'] == 1
-    for k in range(4):                                         # four waiting frames, room for three
+    for k in range(4):                                         # five waiting frames, room for three
         pairer.add('camera', 2 * S + (100 + k) * MS, k)
-    assert pairer.waiting()['camera'] == 3 and pairer.unpaired['camera'] == 2
+    assert pairer.waiting()['camera'] == 3 and pairer.unpaired['camera'] == 3
+
+
+def test_a_stamp_far_in_the_future_does_not_expire_what_follows():
+    pairer = NearestStampPairer('camera', ['cloud'], tolerance_ns=10 * MS, timeout_ns=S)
+    pairer.add('cloud', 10**6 * S, 'bogus clock')
+    pairer.add('cloud', 100 * MS, 'c')
+    (pair,) = pairer.add('camera', 100 * MS, 'd')
+    assert pair.items['cloud'] == 'c' and pairer.unpaired == {'camera': 0, 'cloud': 0}
+
+
+def test_a_silent_partner_leaves_frames_waiting_up_to_the_cap():
+    pairer = NearestStampPairer('camera', ['cloud'], tolerance_ns=10 * MS, timeout_ns=S, max_pending=5)
+    for k in range(20):
+        assert pairer.add('camera', k * S, k) == []
+    assert pairer.waiting()['camera'] == 5 and pairer.unpaired['camera'] == 15
 
 
 def test_nearest_bad_setup_is_refused():
