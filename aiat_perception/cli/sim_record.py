@@ -36,10 +36,11 @@ def _objects(boxes, frame_from_map, rename=None):
     return out
 
 
-def record(scenario_path, frames: int, out, sensors=SENSORS, seed: Optional[int] = None, storage: str = 'mcap') -> dict:
+def record(scenario_path, frames: int, out, sensors=SENSORS, seed: Optional[int] = None, storage: str = 'mcap',
+           version: Optional[int] = None) -> dict:
     from aiat_perception.replay import messages as m
     from aiat_perception.replay import topics
-    from aiat_perception.replay.bag_writer import BagWriter
+    from aiat_perception.replay.bag_writer import DEFAULT_VERSION, BagWriter
     from aiat_perception.sim.scenario import load_scenario, resolve_scenario
     from aiat_perception.sim.transforms import invert
     from aiat_perception.sim.world import SimWorld
@@ -48,7 +49,7 @@ def record(scenario_path, frames: int, out, sensors=SENSORS, seed: Optional[int]
     use = {'camera': ego.camera.enabled and 'camera' in sensors, 'scan': ego.lidar_2d.enabled and 'scan' in sensors,
            'points': ego.lidar_3d.enabled and 'points' in sensors}
     dt = 1.0 / ego.camera.rate_hz
-    with SimWorld(scenario, seed) as world, BagWriter(out, storage) as bag:
+    with SimWorld(scenario, seed) as world, BagWriter(out, storage, version or DEFAULT_VERSION) as bag:
         static = [(parent, child, T) for parent, child, T, is_static in world.transforms() if is_static]
         bag.write(topics.TF_STATIC, m.TF_MESSAGE, m.tf_message(static, START_NS), START_NS, latched=True)
         for i in range(frames):
@@ -95,6 +96,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     rec.add_argument('--sensors', default=','.join(SENSORS), help='comma-separated: camera, scan, points')
     rec.add_argument('--seed', type=int)
     rec.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    rec.add_argument('--rosbag2-version', type=int, default=5, choices=(5, 8, 9),
+                     help="metadata.yaml version: 5 (Humble's; read by Humble and every later distribution), 8 or 9")
     args = parser.parse_args(argv)
     from aiat_perception.replay.bag_writer import BagWriteError
     from aiat_perception.sim.scenario import ScenarioError
@@ -105,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError(f'--sensors: unknown {", ".join(bad) or "(none given)"} (choose from {", ".join(SENSORS)})')
         if not 1 <= args.frames <= 1_000_000:
             raise ValueError(f'--frames must be 1..1000000, got {args.frames}')
-        counts = record(args.scenario, args.frames, args.out, sensors, args.seed, args.storage)
+        counts = record(args.scenario, args.frames, args.out, sensors, args.seed, args.storage, args.rosbag2_version)
     except (ScenarioError, BagWriteError, ValueError) as exc:
         print('aiat-sim: ' + ' '.join(str(exc).split()), file=sys.stderr)
         return 2

@@ -1,9 +1,14 @@
 """Writing rosbag2 bags with ``rosbags`` (MCAP by default, or sqlite3): never a format of our own.
 
-rosbags writes metadata version 8 or 9; ROS 2 Humble's rosbag2 records version 5. We write 8 by
-default: 9 changes ``offered_qos_profiles`` from a YAML string to a list, which Humble's reader
-does not parse; 8 only adds keys (``custom_data``, ``ros_distro``) that older readers skip. See
-docs/replay.md for what was and was not verified.
+Metadata version: rosbags writes metadata.yaml version 8 or 9 only. ROS 2 Humble's rosbag2 writes 5
+and parses newer files by the fields it knows, so version 9 (``offered_qos_profiles`` as a YAML list
+instead of a string) stops it with "bad conversion"; Jazzy reads every older version. We write **5**
+by default, the layout Humble itself records, so Humble and Jazzy (and later) read our bags: rosbags
+writes version 8 and :func:`write_version_5` rewrites its metadata.yaml, dropping the keys version 5
+does not have (custom_data, ros_distro, each topic's type_description_hash; rosbag2 reads those only
+from versions 6/8/7 on) and keeping everything else, whose layout versions 5 and 8 share
+(offered_qos_profiles a string with numeric policies, files[], relative_file_paths, compression).
+``version=8`` or ``9`` keep rosbags' own file. See docs/replay.md for what was and was not verified.
 """
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ from typing import Dict, Optional
 from aiat_perception.replay.typestore import typestore
 
 STORAGES = ('mcap', 'sqlite3')
-DEFAULT_VERSION = 8
+VERSIONS = (5, 8, 9)
+DEFAULT_VERSION = 5
+NEWER_THAN_5 = ('custom_data', 'ros_distro')           # bag-level keys of versions 6 and 8
+TOPIC_NEWER_THAN_5 = ('type_description_hash',)        # topic key of version 7
 
 
 class BagWriteError(ValueError):
@@ -37,13 +45,15 @@ class BagWriter:
 
     def __init__(self, path, storage: str = 'mcap', version: int = DEFAULT_VERSION):
         from rosbags.rosbag2 import StoragePlugin, Writer
+        check_version(path, version)
         if storage not in STORAGES:
             raise BagWriteError(f'{path}: unknown storage {storage!r} (choose {", ".join(STORAGES)})')
         self.path = Path(path)
         if self.path.exists():
             raise BagWriteError(f'{self.path}: already exists (a bag is a new directory)')
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-        self._writer = Writer(self.path, version=version, storage_plugin=plugin)
+        self.version = version
+        self._writer = Writer(self.path, version=max(version, 8), storage_plugin=plugin)
         self._store = typestore()
         self._connections: Dict[str, object] = {}
         self.counts: Dict[str, int] = {}
@@ -54,6 +64,8 @@ class BagWriter:
 
     def __exit__(self, *exc):
         self._writer.close()
+        if self.version == 5:
+            write_version_5(self.path)
 
     def write(self, topic: str, msgtype: str, msg, stamp_ns: int, latched: bool = False) -> None:
         conn = self._connections.get(topic)
@@ -76,3 +88,27 @@ class BagWriter:
 
 def open_writer(path, storage: Optional[str] = None, version: int = DEFAULT_VERSION) -> BagWriter:
     return BagWriter(path, storage or 'mcap', version)
+
+
+def check_version(path, version: int) -> None:
+    if version not in VERSIONS:
+        raise BagWriteError(f'{path}: rosbag2 metadata version {version!r} is not one we write '
+                            f'(choose {", ".join(map(str, VERSIONS))}; 5 = what Humble records, read by every later distribution)')
+
+
+def write_version_5(bag) -> None:
+    """Rewrite a version-8 metadata.yaml (rosbags') in the version-5 layout (Humble's)."""
+    import yaml
+    path = Path(bag) / 'metadata.yaml'
+    doc = yaml.safe_load(path.read_text())
+    info = doc['rosbag2_bagfile_information']
+    if info.get('version') != 8:
+        raise BagWriteError(f'{path}: expected rosbags\' version 8 metadata, found version {info.get("version")!r}')
+    info['version'] = 5
+    for key in NEWER_THAN_5:
+        info.pop(key, None)
+    for topic in info['topics_with_message_count']:
+        for key in TOPIC_NEWER_THAN_5:
+            topic['topic_metadata'].pop(key, None)
+    # one line per value, as rosbag2's yaml-cpp writes it (no folded or escaped line breaks to re-read)
+    path.write_text(yaml.safe_dump(doc, default_flow_style=False, sort_keys=True, width=1 << 30))

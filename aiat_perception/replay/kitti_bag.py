@@ -20,7 +20,7 @@ import numpy as np
 from aiat_perception.kitti import KittiCalibration, KittiFormatError, read_label, read_velodyne
 from aiat_perception.replay import messages as m
 from aiat_perception.replay import topics
-from aiat_perception.replay.bag_writer import BagWriter
+from aiat_perception.replay.bag_writer import DEFAULT_VERSION, BagWriter
 from aiat_perception.static_transforms import invert
 
 CAMERA_FRAME = 'camera_rect'
@@ -49,7 +49,7 @@ def frame_ids(root: Path) -> List[str]:
 
 
 def convert_kitti(src, out, compressed: bool = False, storage: str = 'mcap', rate_hz: float = 10.0,
-                  frames: Optional[List[str]] = None) -> Dict[str, int]:
+                  frames: Optional[List[str]] = None, version: int = DEFAULT_VERSION) -> Dict[str, int]:
     """Write the bag; returns message counts per topic."""
     import cv2
     root = _layout(Path(src))
@@ -57,7 +57,7 @@ def convert_kitti(src, out, compressed: bool = False, storage: str = 'mcap', rat
     if not ids:
         raise ConvertError(f'{root}: no frames (image_2/*.png or velodyne/*.bin)')
     period = int(round(1e9 / rate_hz))
-    with BagWriter(out, storage) as bag:
+    with BagWriter(out, storage, version) as bag:
         last_extrinsic = None
         for i, name in enumerate(ids):
             ns = START_NS + i * period

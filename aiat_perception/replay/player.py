@@ -35,7 +35,8 @@ class PlayLog:
     actual: List[float] = field(default_factory=list)
     stamp_ns: List[int] = field(default_factory=list)
     topic: List[str] = field(default_factory=list)
-    publish_wall_ns: Dict[int, int] = field(default_factory=dict)   # header stamp -> time.time_ns() at (last) publish
+    # (topic, header stamp) -> time.time_ns() at its (last) publish: a camera image and a point cloud may share a stamp
+    publish_wall_ns: Dict[tuple, int] = field(default_factory=dict)
     published: List[tuple] = field(default_factory=list)             # (header stamp, time.time_ns()) per publish
 
     def timing_errors_ms(self) -> List[float]:
@@ -80,17 +81,23 @@ def rclpy_class(msgtype: str):
 
 class Player:
     """``Player(node, messages).play(rate_scale=1.0)``; publishers are created for each topic
-    (reliable, keep last ``depth``)."""
+    (reliable, keep last ``depth``; transient local for the ``latched`` topics)."""
 
-    def __init__(self, node, messages: Sequence[LoadedMessage], depth: int = 10, clock: bool = False):
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+    def __init__(self, node, messages: Sequence[LoadedMessage], depth: int = 10, clock: bool = False,
+                 latched: Sequence[str] = ()):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         self.node = node
         self.messages = list(messages)
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        # /tf_static and the like: transient local, as static broadcasters offer it (a transient-local
+        # subscription hears no volatile publisher)
+        latched_qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.publishers = {}
         for msg in self.messages:
             if msg.topic not in self.publishers:
-                self.publishers[msg.topic] = node.create_publisher(rclpy_class(msg.msgtype), msg.topic, qos)
+                self.publishers[msg.topic] = node.create_publisher(
+                    rclpy_class(msg.msgtype), msg.topic, latched_qos if msg.topic in latched else qos)
         self.clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock
@@ -127,7 +134,7 @@ class Player:
                 self.clock_pub.publish(c)
             actual = time.perf_counter()
             wall = time.time_ns()
-            log.publish_wall_ns[msg.stamp_ns] = wall
+            log.publish_wall_ns[(msg.topic, msg.stamp_ns)] = wall
             log.published.append((msg.stamp_ns, wall))
             self.publishers[msg.topic].publish(msg.raw)
             log.target.append(target)

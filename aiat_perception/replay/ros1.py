@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiat_perception.replay.bag_writer import DEFAULT_VERSION, STORAGES
+from aiat_perception.replay.bag_writer import DEFAULT_VERSION, STORAGES, check_version, write_version_5
 
 
 class Ros1ConvertError(ValueError):
@@ -15,6 +15,7 @@ def convert_ros1(src, out=None, storage: str = 'mcap', version: int = DEFAULT_VE
     from rosbags.typesys import Stores, get_typestore
     src = Path(src)
     out = Path(out) if out else src.with_suffix('')
+    check_version(out, version)
     if storage not in STORAGES:
         raise Ros1ConvertError(f'{src}: unknown storage {storage!r} (choose {", ".join(STORAGES)})')
     if not src.is_file():
@@ -23,8 +24,10 @@ def convert_ros1(src, out=None, storage: str = 'mcap', version: int = DEFAULT_VE
         raise Ros1ConvertError(f'{out}: already exists')
     try:
         # ROS 1 types become their ROS 2 namesakes (sensor_msgs/LaserScan -> sensor_msgs/msg/LaserScan)
-        convert([src], out, storage, version, None, 'file', get_typestore(Stores.ROS1_NOETIC),
+        convert([src], out, storage, max(version, 8), None, 'file', get_typestore(Stores.ROS1_NOETIC),
                 get_typestore(Stores.ROS2_HUMBLE), [], [], [], [])
     except ConverterError as exc:
         raise Ros1ConvertError(f'{src}: {exc}') from exc
+    if version == 5:
+        write_version_5(out)
     return out

@@ -1,9 +1,10 @@
 """``aiat-eval``: evaluate recorded drives.
 
-  aiat-eval convert kitti DIR --out BAG [--compressed] [--storage mcap|sqlite3]
+  aiat-eval convert kitti DIR --out BAG [--compressed] [--storage mcap|sqlite3] [--rosbag2-version 5|8|9]
   aiat-eval convert ros1 BAG.bag [--out BAG]
   aiat-eval run BAG --offline --out DIR [--criteria YAML] [--baseline OTHER/report.json]
-  aiat-eval run BAG --out DIR [--rate-scale X | --max-rate]          (live: the node graph over DDS)
+  aiat-eval run BAG --out DIR [--graph auto|camera_detector,lidar_detector,scan_detector]
+                  [--rate-scale X | --capacity-multiple X | --max-rate]     (live: the node graph over DDS)
 
 Exit codes: 0 pass, 1 a criterion failed, 2 the bag or an option is unusable (one line on stderr
 naming the bag and the problem).
@@ -28,19 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument('--compressed', action='store_true', help='images as CompressedImage (PNG) instead of Image')
     k.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     k.add_argument('--rate', type=float, default=10.0, help='frame rate the stamps are spaced at (Hz)')
+    k.add_argument('--rosbag2-version', type=int, default=5, choices=(5, 8, 9),
+                   help="metadata.yaml version: 5 (Humble's; read by Humble and every later distribution), 8 or 9")
     r1 = csub.add_parser('ros1', help='ROS 1 bag -> rosbag2 (rosbags converter)')
     r1.add_argument('bag', type=Path)
     r1.add_argument('--out', type=Path)
     r1.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    r1.add_argument('--rosbag2-version', type=int, default=5, choices=(5, 8, 9),
+                    help="metadata.yaml version: 5 (Humble's; read by Humble and every later distribution), 8 or 9")
     run = sub.add_parser('run', help='evaluate a bag')
     run.add_argument('bag', type=Path)
     run.add_argument('--out', type=Path, required=True, help='report directory')
     run.add_argument('--offline', action='store_true', help='through the ROS-free cores (default: live over DDS)')
-    run.add_argument('--graph', help='live: launch graph (only camera_detector is supported so far)', default='camera_detector')
+    run.add_argument('--graph', default='auto',
+                     help='the detectors to evaluate: auto (every sensor of the bag with ground truth) or camera_detector, '
+                          'lidar_detector, scan_detector, several separated by commas (offline: their cores; live: '
+                          'their node processes)')
     run.add_argument('--bundle', type=Path, help='camera model bundle (default: pretrained COCO NanoDet)')
     run.add_argument('--score-threshold', type=float, help="camera detector score threshold (default: the bundle's)")
     run.add_argument('--lidar-params', type=Path, help='lidar_detector parameter YAML')
     run.add_argument('--scan-params', type=Path, help='scan_detector parameter YAML')
+    run.add_argument('--fusion-params', type=Path, help='fusion node parameter file (default config/fusion.yaml), '
+                                                         'read by the offline core and the live node alike')
     run.add_argument('--image-topic'), run.add_argument('--points-topic'), run.add_argument('--scan-topic')
     run.add_argument('--gt-2d'), run.add_argument('--gt-3d'), run.add_argument('--gt-scan')
     run.add_argument('--tolerance-ms', type=float, default=75.0, help='ground truth within this of a frame stamp')
@@ -65,18 +75,19 @@ def _fail(message: str) -> int:
 def cmd_convert(args) -> int:
     if args.source == 'kitti':
         from aiat_perception.replay.kitti_bag import convert_kitti
-        counts = convert_kitti(args.dir, args.out, compressed=args.compressed, storage=args.storage, rate_hz=args.rate)
+        counts = convert_kitti(args.dir, args.out, compressed=args.compressed, storage=args.storage, rate_hz=args.rate,
+                               version=args.rosbag2_version)
         print(json.dumps({'bag': str(args.out), 'messages': counts}))
     else:
         from aiat_perception.replay.ros1 import convert_ros1
-        out = convert_ros1(args.bag, args.out, storage=args.storage)
+        out = convert_ros1(args.bag, args.out, storage=args.storage, version=args.rosbag2_version)
         from aiat_perception.replay.bag_input import bag_inventory
         print(json.dumps({'bag': str(out), 'topics': {t: {'type': k, 'count': n} for t, (k, n) in bag_inventory(out).items()}}))
     return 0
 
 
 def cmd_run(args) -> int:
-    from aiat_perception.replay.bag_input import ReplayError, bag_inventory, select_streams
+    from aiat_perception.replay.bag_input import bag_inventory, select_streams
     from aiat_training.replay_eval import criteria as crit
     from aiat_training.replay_eval.evaluate import evaluate
     from aiat_training.replay_eval.report import write_html, write_json
@@ -90,24 +101,28 @@ def cmd_run(args) -> int:
     inventory = bag_inventory(args.bag)
     streams = select_streams(args.bag, inventory, args.image_topic, args.points_topic, args.scan_topic,
                              args.gt_2d, args.gt_3d, args.gt_scan)
+    from aiat_training.replay_eval.graphs import graph_sensors, streams_for
+    sensors = graph_sensors(args.graph, streams, args.bag)
+    streams = streams_for(streams, sensors)
     tolerance = int(args.tolerance_ms * 1e6)
     extra = {}
     if args.offline:
         from aiat_training.replay_eval import offline
         cam = offline.camera_detector(args.bundle, args.score_threshold) if streams.camera else None
+        fusion = offline.fusion_config(args.fusion_params) if 'fusion' in sensors else None
         collected = offline.collect(
             args.bag, streams,
             detect_camera=(lambda img, enc: cam.detect_one(img, enc)) if cam else None,
             detect_points=offline.lidar_detector(args.lidar_params) if streams.points else None,
-            detect_scan=offline.scan_detector(args.scan_params) if streams.scan else None)
+            detect_scan=offline.scan_detector(args.scan_params) if streams.scan else None,
+            fuse=offline.fusion_core(fusion[0]) if fusion else None,
+            fusion_tolerance_ns=fusion[1] if fusion else 0)
         if cam:
             collected.class_names = list(cam.classes)
         mode = 'offline'
     else:
         from aiat_training.replay_eval import live
-        if args.graph != 'camera_detector':
-            raise ReplayError(f'--graph {args.graph}: live mode runs the camera_detector graph only so far')
-        collected, extra = live.run_live(args, streams)
+        collected, extra = live.run_live(args, streams, sensors)
         mode = 'live'
     report, records = evaluate(collected, mode, tolerance, extra=extra)
     failed = crit.check(rules, report['summary']) if rules else []
@@ -141,6 +156,13 @@ def _print_summary(report) -> None:
         print(f"lidar: BEV mAP|R40 {c['bev_map_r40']} "
               + ' '.join(f"{k} {v['bev_ap_r40']}" for k, v in c['per_class'].items())
               + f" frames {c['evaluated']}/{c['frames']} latency p99 {c['latency_ms']['p99']} ms")
+    if s.get('fusion'):
+        c = s['fusion']
+        d = c.get('distance_error') or {}
+        print(f"fusion: BEV mAP|R40 {c['bev_map_r40']} "
+              + ' '.join(f"{k} {v['bev_ap_r40']}" for k, v in c['per_class'].items())
+              + f" distance error median {d.get('median_abs_m')} m over {d.get('matched')} matched objects"
+              + f" frames {c['evaluated']}/{c['frames']}")
     mr = (report.get('live') or {}).get('max_rate')
     if mr:
         lat = mr.get('latency_ms_at_max') or {}

@@ -4,6 +4,8 @@
     min_map_50_95: 0.2
     min_ap_50: {person: 0.5, car: 0.3}        # camera AP@0.5 per class
     min_bev_ap: {car: 0.3}                      # lidar BEV AP|R40 per class
+    min_fused_bev_ap: {car: 0.2}                # fusion BEV AP|R40 per class (fused boxes vs 3D ground truth)
+    max_fused_distance_error_m: 1.0             # fusion: median |distance error| of matched objects
     min_leg_recall: 0.5                         # scan, leg-labelled bags
     min_person_recall: 0.5                      # scan, person ground truth
     max_latency_p99_ms: 100                     # every sensor
@@ -16,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-KEYS = ('min_map_50', 'min_map_50_95', 'min_ap_50', 'min_bev_ap', 'min_leg_recall', 'min_person_recall',
-        'max_latency_p99_ms', 'max_drop_rate')
+KEYS = ('min_map_50', 'min_map_50_95', 'min_ap_50', 'min_bev_ap', 'min_fused_bev_ap', 'max_fused_distance_error_m',
+        'min_leg_recall', 'min_person_recall', 'max_latency_p99_ms', 'max_drop_rate')
+PER_CLASS = ('min_ap_50', 'min_bev_ap', 'min_fused_bev_ap')
 
 
 class CriteriaError(ValueError):
@@ -37,7 +40,7 @@ def load_criteria(path) -> Dict[str, object]:
         if key not in KEYS:
             raise CriteriaError(f'{path}: unknown criterion {key!r} (known: {", ".join(KEYS)})')
         values = value.values() if isinstance(value, dict) else [value]
-        if key not in ('min_ap_50', 'min_bev_ap') and isinstance(value, dict):
+        if key not in PER_CLASS and isinstance(value, dict):
             raise CriteriaError(f'{path}: {key} takes one number')
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0:
@@ -49,6 +52,7 @@ def check(criteria: Dict[str, object], summary: Dict[str, object]) -> List[str]:
     """The failed criteria, one line each (empty: pass)."""
     failed = []
     cam, lidar, scan = summary.get('camera'), summary.get('lidar'), summary.get('scan')
+    fusion = summary.get('fusion')
 
     def low(name, value, limit):
         if value is None:
@@ -63,11 +67,20 @@ def check(criteria: Dict[str, object], summary: Dict[str, object]) -> List[str]:
         low(f'min_ap_50.{cls}', ((cam or {}).get('per_class', {}).get(cls) or {}).get('ap_50'), limit)
     for cls, limit in (criteria.get('min_bev_ap') or {}).items():
         low(f'min_bev_ap.{cls}', ((lidar or {}).get('per_class', {}).get(cls) or {}).get('bev_ap_r40'), limit)
+    for cls, limit in (criteria.get('min_fused_bev_ap') or {}).items():
+        low(f'min_fused_bev_ap.{cls}', ((fusion or {}).get('per_class', {}).get(cls) or {}).get('bev_ap_r40'), limit)
+    if 'max_fused_distance_error_m' in criteria:
+        limit = criteria['max_fused_distance_error_m']
+        error = ((fusion or {}).get('distance_error') or {}).get('median_abs_m')
+        if error is None:
+            failed.append(f'max_fused_distance_error_m: not measured (limit {limit})')
+        elif error > limit:
+            failed.append(f'max_fused_distance_error_m: {error:.4f} > {limit}')
     if 'min_leg_recall' in criteria:
         low('min_leg_recall', ((scan or {}).get('legs') or {}).get('leg_recall'), criteria['min_leg_recall'])
     if 'min_person_recall' in criteria:
         low('min_person_recall', ((scan or {}).get('persons') or {}).get('recall'), criteria['min_person_recall'])
-    for sensor, s in (('camera', cam), ('lidar', lidar), ('scan', scan)):
+    for sensor, s in (('camera', cam), ('lidar', lidar), ('fusion', fusion), ('scan', scan)):
         if not s:
             continue
         if 'max_latency_p99_ms' in criteria:

@@ -23,7 +23,7 @@ def finite_or_none(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-LATENCY_DEFINITION = {'offline': 'core processing time per frame (decode excluded)',
+LATENCY_DEFINITION = {'offline': 'core processing time per frame (decode excluded; fusion: the fusion step alone)',
                       'live': 'output received minus the input header stamp (the player stamps at publish time)'}
 
 
@@ -33,7 +33,7 @@ def evaluate(collected: Collected, mode: str = 'offline', tolerance_ns: int = DE
     summary: Dict[str, object] = {}
     records: List[Dict[str, object]] = []
     notes = list(collected.notes)
-    for sensor in ('camera', 'lidar', 'scan'):
+    for sensor in ('camera', 'lidar', 'fusion', 'scan'):
         if not collected.of(sensor):
             continue
         pairs = scoring.pair(collected, sensor, tolerance_ns)
@@ -41,6 +41,8 @@ def evaluate(collected: Collected, mode: str = 'offline', tolerance_ns: int = DE
             s, r = scoring.score_camera(pairs, classes)
         elif sensor == 'lidar':
             s, r = scoring.score_lidar(pairs, collected.truth.get('camera'))
+        elif sensor == 'fusion':
+            s, r = scoring.score_fusion(pairs, collected.truth.get('camera'))
         else:
             s, r = scoring.score_scan(pairs)
         s['latency_ms'] = scoring.percentiles([x['latency_ms'] for x in r if x.get('latency_ms') is not None])

@@ -24,6 +24,7 @@ class SensorFrame:
     image_size: Optional[tuple] = None
     thumb: Optional[bytes] = None            # JPEG of the input, THUMB_HEIGHT rows (camera)
     thumb_scale: float = 1.0
+    extra: dict = field(default_factory=dict)   # fusion: fused objects' camera boxes and distances, the extrinsic
 
 
 @dataclass

@@ -11,6 +11,8 @@ from typing import Dict, List
 
 import numpy as np
 
+DISTANCE_COLUMNS = ('matched', 'median_abs_m', 'p95_abs_m', 'max_abs_m', 'mean_m', 'median_relative')
+
 SCHEMA_VERSION = 1
 STRIP_FRAMES = 8
 
@@ -40,7 +42,8 @@ def _plots(summary, records) -> List[str]:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     out = []
-    for sensor, label in (('camera', 'IoU 0.5 (pycocotools, interpolated)'), ('lidar', 'BEV IoU (KITTI), best precision at recall or above')):
+    for sensor, label in (('camera', 'IoU 0.5 (pycocotools, interpolated)'), ('lidar', 'BEV IoU (KITTI), best precision at recall or above'),
+                          ('fusion', 'BEV IoU (KITTI), best precision at recall or above')):
         curves = (summary.get(sensor) or {}).get('pr_curves') or {}
         if curves:
             fig, ax = plt.subplots(figsize=(4.5, 3.5))
@@ -56,7 +59,7 @@ def _plots(summary, records) -> List[str]:
         ax.hist(ious, bins=20, range=(0.5, 1.0))
         ax.set_xlabel('IoU of matched pairs (match at 0.5)'), ax.set_ylabel('pairs')
         out.append(_img(_png(fig), 'camera IoU distribution'))
-    for sensor in ('camera', 'lidar', 'scan'):
+    for sensor in ('camera', 'lidar', 'fusion', 'scan'):
         lat = [(r['index'], r['latency_ms']) for r in records if r['sensor'] == sensor and r.get('latency_ms') is not None]
         if len(lat) < 2:
             continue
@@ -123,14 +126,23 @@ def write_html(out_dir: Path, report: Dict[str, object], records, collected) -> 
                              for c, v in cam['per_class'].items()],
                             ['class', 'AP@0.5', 'AP@[.5:.95]', 'ground truth', 'detections']))
         parts.append(_table([[k, v] for k, v in cam['per_size'].items()], ['object size (COCO areas)', 'mAP@[.5:.95]']))
-    lid = summary.get('lidar')
-    if lid:
-        parts.append(f'<h2>Lidar</h2><p>BEV mAP|R40 {lid.get("bev_map_r40")}; frames {lid["frames"]}, evaluated {lid["evaluated"]}</p>')
+    for sensor, title in (('lidar', 'Lidar'), ('fusion', 'Fusion (fused boxes against the 3D ground truth)')):
+        lid = summary.get(sensor)
+        if not lid:
+            continue
+        parts.append(f'<h2>{title}</h2><p>BEV mAP|R40 {lid.get("bev_map_r40")}; frames {lid["frames"]}, evaluated {lid["evaluated"]}</p>')
         parts.append(_table([[c, v['bev_ap_r40'], v['bev_iou_threshold'], v['ground_truth'], v['detections']]
                              for c, v in lid['per_class'].items()],
                             ['class', 'BEV AP|R40', 'BEV IoU', 'ground truth', 'counted detections']))
         parts.append(_table([[k, v['recall'], v['found'], v['ground_truth']] for k, v in lid['center_distance_recall'].items()],
                             [f'class/range (m), centre distance <= {lid["center_distance_m"]} m', 'recall', 'found', 'ground truth']))
+        dist = lid.get('distance_error')
+        if dist:
+            rows = [['all', *(dist.get(k) for k in DISTANCE_COLUMNS)]]
+            rows += [[f'class {c}', *(v.get(k) for k in DISTANCE_COLUMNS)] for c, v in dist['per_class'].items()]
+            rows += [[f'range {r} m', *(v.get(k) for k in DISTANCE_COLUMNS)] for r, v in dist['per_range'].items()]
+            parts.append(f'<p>Distance error: {html.escape(dist["definition"])}</p>'
+                         + _table(rows, ['objects', *DISTANCE_COLUMNS]))
     scan = summary.get('scan')
     if scan:
         figures = scan.get('legs') or scan.get('persons') or {}
@@ -138,7 +150,7 @@ def write_html(out_dir: Path, report: Dict[str, object], records, collected) -> 
     rows = [[s, (summary[s].get('latency_ms') or {}).get('p50'), (summary[s].get('latency_ms') or {}).get('p95'),
              (summary[s].get('latency_ms') or {}).get('p99'), (summary[s].get('latency_ms') or {}).get('max'),
              summary[s].get('drop_rate'), summary[s].get('latency_definition')]
-            for s in ('camera', 'lidar', 'scan') if summary.get(s)]
+            for s in ('camera', 'lidar', 'fusion', 'scan') if summary.get(s)]
     parts.append('<h2>Latency and drops</h2>' + _table(rows, ['sensor', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'drop rate', 'latency is']))
     parts.extend(_plots(summary, records))
     parts.append(_strip(collected, records))

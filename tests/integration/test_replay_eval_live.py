@@ -1,6 +1,7 @@
-"""aiat-eval live mode on a simulator-recorded bag: the real camera_detector process over DDS, fed by
-our in-memory player. Below capacity the live detections equal the offline ones frame by frame; at
-3x capacity frames are dropped and the live score is lower, with the reason in the report."""
+"""aiat-eval live mode on simulator-recorded bags: the real camera_detector (and lidar_detector +
+scan_detector) processes over DDS, fed by our in-memory player. Below capacity the live detections
+equal the offline ones frame by frame; at 3x capacity frames are dropped and the live score is lower,
+with the reason in the report."""
 from __future__ import annotations
 
 import json
@@ -80,3 +81,78 @@ def test_max_rate_search_reports_a_rate_with_at_most_5_percent_drops(sim_bag):
     assert found['latency_ms_at_max']['p50'] > 0
     assert any(t['drop_rate'] > 0.05 for t in found['trials'])   # the search went past the limit
     assert 'max rate (drops <= 5%)' in text
+
+
+@pytest.fixture(scope='module')
+def sim_lidar_bag(tmp_path_factory):
+    from aiat_perception.cli import sim_record
+    root = tmp_path_factory.mktemp('live_lidar')
+    assert sim_record.main(['record', 'mesh_actors', '--frames', str(FRAMES), '--out', str(root / 'bag'),
+                            '--sensors', 'points,scan']) == 0
+    code, text = _eval('run', root / 'bag', '--offline', '--out', root / 'offline', '--no-html')
+    assert code == 0, text
+    return root
+
+
+def _sensor_frames(out, sensor):
+    rows = (json.loads(line) for line in (out / 'frames.jsonl').read_text().splitlines())
+    return {r['index']: r for r in rows if r['sensor'] == sensor}
+
+
+def test_live_lidar_and_scan_nodes_together_match_offline(sim_lidar_bag):
+    """Both lidar nodes at once (--graph auto), at the recorded 10 Hz: the point-cloud core keeps no
+    state, so every cloud with an output has the offline detections; the scan core's background model
+    makes the scans before any drop identical (the tolerance of tests/integration/test_replay_live_lidar.py)."""
+    code, text = _eval('run', sim_lidar_bag / 'bag', '--out', sim_lidar_bag / 'live', '--no-html')
+    assert code == 0, text
+    report = json.loads((sim_lidar_bag / 'live' / 'report.json').read_text())
+    assert report['live']['graphs'] == ['lidar_detector', 'scan_detector']
+    off = json.loads((sim_lidar_bag / 'offline' / 'report.json').read_text())['summary']
+    for sensor in ('lidar', 'scan'):
+        a, b = _sensor_frames(sim_lidar_bag / 'offline', sensor), _sensor_frames(sim_lidar_bag / 'live', sensor)
+        assert sorted(a) == sorted(b) == list(range(FRAMES))
+        first_drop = min([i for i, r in b.items() if r['status'] == 'dropped'] or [FRAMES])
+        for i, r in b.items():
+            if r['status'] == 'dropped' or (sensor == 'scan' and i > first_drop):
+                continue
+            assert r['status'] == 'evaluated' and r['latency_ms'] > 0
+            assert [d['class'] for d in a[i]['detections']] == [d['class'] for d in r['detections']], (sensor, i)
+            np.testing.assert_allclose(np.array([d['center'] for d in a[i]['detections']]).reshape(-1),
+                                       np.array([d['center'] for d in r['detections']]).reshape(-1), atol=0.011)
+            assert (a[i]['tp'], a[i]['fp'], a[i]['fn']) == (r['tp'], r['fp'], r['fn'])
+        live = report['summary'][sensor]
+        assert live['dropped'] == FRAMES - report['live']['nodes'][sensor]['outputs']
+        if live['dropped'] == 0:
+            keys = ('per_class', 'center_distance_recall') if sensor == 'lidar' else ('persons',)
+            assert {k: live[k] for k in keys} == {k: off[sensor][k] for k in keys}
+
+
+def test_live_fusion_graph_on_kitti_matches_offline(tmp_path):
+    """--graph fusion: camera_detector, lidar_detector and the fusion node as three processes, fed the
+    KITTI bag's image, cloud, CameraInfo and /tf_static (transient local) by the player. Each fused
+    object has the offline fusion's class and distance, and the scores are the same."""
+    from aiat_perception.assets import shared_data
+    bag = tmp_path / 'kitti'
+    code, text = _eval('convert', 'kitti', shared_data('kitti_object'), '--out', bag)
+    assert code == 0, text
+    code, text = _eval('run', bag, '--offline', '--graph', 'fusion', '--out', tmp_path / 'offline', '--no-html')
+    assert code == 0, text
+    # 2.5 Hz: the camera detector (~7 frames/s here) and the lidar detector share 2 cores with the fusion node
+    code, text = _eval('run', bag, '--graph', 'fusion', '--rate-scale', '0.25', '--out', tmp_path / 'live', '--no-html')
+    assert code == 0, text
+    live = json.loads((tmp_path / 'live' / 'report.json').read_text())
+    off = json.loads((tmp_path / 'offline' / 'report.json').read_text())
+    assert live['live']['graphs'] == ['camera_detector', 'lidar_detector', 'fusion']
+    assert live['live']['nodes']['fusion']['outputs'] == 2
+    fused_live, fused_off = live['summary']['fusion'], off['summary']['fusion']
+    assert fused_live['dropped'] == 0 and fused_live['evaluated'] == 2
+    assert fused_live['per_class'] == fused_off['per_class']
+    assert fused_live['center_distance_recall'] == fused_off['center_distance_recall']
+    a, b = _sensor_frames(tmp_path / 'offline', 'fusion'), _sensor_frames(tmp_path / 'live', 'fusion')
+    cam = _sensor_frames(tmp_path / 'live', 'camera')
+    for i in (0, 1):
+        for x, y in ((a[i]['fused'], b[i]['fused']), (a[i]['distance_errors'], b[i]['distance_errors'])):
+            x, y = (sorted(v, key=lambda e: (e['class'], e['distance'])) for v in (x, y))
+            assert [e['class'] for e in x] == [e['class'] for e in y]
+            np.testing.assert_allclose([e['distance'] for e in x], [e['distance'] for e in y], atol=2e-3)
+        assert b[i]['latency_ms'] >= cam[i]['latency_ms'] > 0       # fused after the camera's detections
