@@ -47,3 +47,25 @@ def parse_aliases(items: Iterable[str], what: str = 'class_aliases') -> Dict[str
 def rename(name: str, aliases: Optional[Mapping[str, str]]) -> str:
     """``name`` through user renames (exact names), unchanged when it has none."""
     return (aliases or {}).get(name, name)
+
+
+def parse_class_values(items: Iterable[str], what: str, unit: str, low: float, high: float,
+                       include_low: bool = True) -> Dict[str, float]:
+    """``['class:value' | 'class=value', ...]`` (blanks ignored) -> ``{class: value}``, each value in
+    [low, high] (``include_low=False``: (low, high]); ``what`` and ``unit`` name the parameter and
+    its value in the error."""
+    out = {}
+    for item in items:
+        if not item:
+            continue
+        name, sep, value = item.partition('=' if '=' in item else ':')
+        try:
+            number = float(value)
+        except ValueError:
+            number = float('nan')
+        above_low = number >= low if include_low else number > low
+        if not sep or not name.strip() or not (above_low and number <= high):
+            raise ValueError(f"{what}: expected 'class:{unit}' with {unit} in "
+                             f"{'[' if include_low else '('}{low:g}, {high:g}], got {item!r}")
+        out[name.strip()] = number
+    return out

@@ -2,8 +2,9 @@
 
 The IoU monitor pairs detections with ground truth this way; sensor fusion (camera + lidar) and bag
 replay pair their inputs the same way. :class:`StampPairer`: items wait until every stream has one
-with the same stamp; items more than ``timeout_ns`` older than the newest stamp seen are dropped and
-counted per stream. :class:`NearestStampPairer`: sensors with their own clocks and triggers (camera and
+with the same stamp; items more than ``timeout_ns`` older than the slowest stream's newest stamp are
+dropped and counted per stream (one message stamped far in the future must not expire everything after
+it), and at most ``max_pending`` wait per stream. :class:`NearestStampPairer`: sensors with their own clocks and triggers (camera and
 lidar) pair by the nearest stamp within a tolerance, with a time offset per stream.
 """
 from __future__ import annotations
@@ -13,17 +14,20 @@ from typing import Dict, Hashable, List, Optional, Sequence
 
 
 class StampPairer:
-    def __init__(self, streams: Sequence[Hashable], timeout_ns: int):
+    def __init__(self, streams: Sequence[Hashable], timeout_ns: int, max_pending: int = 1000):
         if len(streams) < 2 or len(set(streams)) != len(streams):
             raise ValueError(f'need two or more distinct streams, got {list(streams)}')
         if timeout_ns < 0:
             raise ValueError(f'timeout_ns must be >= 0, got {timeout_ns}')
+        if max_pending < 1:
+            raise ValueError(f'max_pending must be >= 1, got {max_pending}')
+        self.max_pending = int(max_pending)
         self.streams = tuple(streams)
         self.timeout_ns = int(timeout_ns)
         self.pending: Dict[Hashable, Dict[int, object]] = {s: {} for s in self.streams}
         self.unpaired: Dict[Hashable, int] = {s: 0 for s in self.streams}
         self.paired = 0
-        self.newest_ns: Optional[int] = None
+        self.newest_ns: Dict[Hashable, int] = {}       # stream -> its newest stamp
 
     def add(self, stream: Hashable, stamp_ns: int, item) -> Optional[Dict[Hashable, object]]:
         """Store ``item``; return ``{stream: item}`` for every stream once all have ``stamp_ns``.
@@ -34,7 +38,10 @@ class StampPairer:
         if stamp_ns in self.pending[stream]:
             self.unpaired[stream] += 1
         self.pending[stream][stamp_ns] = item
-        self.newest_ns = stamp_ns if self.newest_ns is None else max(self.newest_ns, stamp_ns)
+        while len(self.pending[stream]) > self.max_pending:
+            del self.pending[stream][min(self.pending[stream])]
+            self.unpaired[stream] += 1
+        self.newest_ns[stream] = max(self.newest_ns.get(stream, stamp_ns), stamp_ns)
         pair = None
         if all(stamp_ns in pending for pending in self.pending.values()):
             pair = {s: self.pending[s].pop(stamp_ns) for s in self.streams}
@@ -43,7 +50,9 @@ class StampPairer:
         return pair
 
     def _expire(self) -> None:
-        horizon = self.newest_ns - self.timeout_ns
+        if len(self.newest_ns) < len(self.pending):
+            return                                        # a stream not heard yet: only max_pending bounds
+        horizon = min(self.newest_ns.values()) - self.timeout_ns
         for stream, pending in self.pending.items():
             old = [stamp for stamp in pending if stamp < horizon]
             for stamp in old:

@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.interleaved import interleaved, pct  # noqa: E402
 from benchmarks.json_out import emit_json  # noqa: E402
 
 from aiat_perception.assets import shared_data  # noqa: E402
@@ -35,11 +35,6 @@ from aiat_perception.lidar.detector import PARAMETERS  # noqa: E402
 from aiat_perception.metrics.kitti_rules import png_size  # noqa: E402
 
 CLASSES = ('person', 'car', 'bicycle')
-
-
-def pct(values):
-    ms = np.asarray(values, dtype=np.float64)
-    return {'median_ms': round(float(np.median(ms)), 3), 'p99_ms': round(float(np.percentile(ms, 99)), 3)}
 
 
 def synthetic_boxes(n, width, height, seed=0):
@@ -62,22 +57,9 @@ def run_case(n, points, cam_from_lidar, camera, lidar, iterations, warmup=10):
     def floor():
         return camera.project_lidar(points, cam_from_lidar)
 
-    for _ in range(warmup):
-        call()
-        floor()
-    totals, floors, cpu, floor_cpu, stages = [], [], [], [], {}
-    result = None
-    for _ in range(iterations):
-        t0, c0 = time.perf_counter(), time.process_time()
-        floor()
-        floors.append((time.perf_counter() - t0) * 1e3)
-        floor_cpu.append((time.process_time() - c0) * 1e3)
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = call()
-        totals.append((time.perf_counter() - t0) * 1e3)
-        cpu.append((time.process_time() - c0) * 1e3)
-        for stage, ms in result.stage_ms.items():
-            stages.setdefault(stage, []).append(ms)
+    t = interleaved(call, floor, iterations, warmup)
+    totals, floors, cpu, floor_cpu, stages, result = (t['totals'], t['floors'], t['cpu'], t['floor_cpu'],
+                                                      t['stages'], t['result'])
     return {'case': f'{n} detections', 'detections': n, 'iterations': iterations, 'total': pct(totals),
             'stages': {k: pct(v) for k, v in stages.items()}, 'floor_project_all_points': pct(floors),
             'total_cpu': pct(cpu), 'floor_cpu': pct(floor_cpu),
@@ -86,24 +68,29 @@ def run_case(n, points, cam_from_lidar, camera, lidar, iterations, warmup=10):
             'points_in_image': result.points_in_image}
 
 
+def kitti_000001():
+    """The full KITTI scan 000001: points, its camera model, cam_from_lidar and the lidar detector's
+    detections on it (with config/lidar_detector.yaml)."""
+    root = shared_data('kitti_object', 'training')
+    calib = KittiCalibration.read(root / 'calib' / '000001.txt')
+    points = read_velodyne(root / 'velodyne' / '000001.bin')
+    width, height = png_size(root / 'image_2' / '000001.png')
+    camera = CameraModel.from_kitti(calib, width, height)
+    config_file = ROOT / 'config' / 'lidar_detector.yaml'
+    params = read_yaml(config_file, 'lidar_detector', PARAMETERS) if config_file.is_file() else None
+    return points, camera, homogeneous(calib.Tr_velo_to_cam), PointCloudDetector(params)(points).detections
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--iterations', type=int, default=200)
     parser.add_argument('--detections', type=int, nargs='+', default=[5, 20, 50])
     parser.add_argument('--out', type=Path, help='also write the JSON here')
     args = parser.parse_args(argv)
-    root = shared_data('kitti_object', 'training')
-    calib = KittiCalibration.read(root / 'calib' / '000001.txt')
-    points = read_velodyne(root / 'velodyne' / '000001.bin')
-    width, height = png_size(root / 'image_2' / '000001.png')
-    camera = CameraModel.from_kitti(calib, width, height)
-    cam_from_lidar = homogeneous(calib.Tr_velo_to_cam)
-    config_file = ROOT / 'config' / 'lidar_detector.yaml'
-    params = read_yaml(config_file, 'lidar_detector', PARAMETERS) if config_file.is_file() else None
-    lidar = PointCloudDetector(params)(points).detections
+    points, camera, cam_from_lidar, lidar = kitti_000001()
     cases = [run_case(n, points, cam_from_lidar, camera, lidar, args.iterations) for n in args.detections]
     emit_json({'benchmark': 'fusion', 'frame': 'KITTI 000001', 'points': int(len(points)),
-               'image': [width, height], 'lidar_detections': len(lidar),
+               'image': [camera.width, camera.height], 'lidar_detections': len(lidar),
                'machine': {'python': platform.python_version(), 'numpy': np.__version__,
                            'cpus': os.cpu_count(), 'load_average': list(os.getloadavg())},
                'cases': cases}, args.out)

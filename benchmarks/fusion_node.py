@@ -25,17 +25,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fusion import pct, synthetic_boxes  # noqa: E402
+from benchmarks.fusion import kitti_000001, pct, synthetic_boxes  # noqa: E402
 from benchmarks.json_out import emit_json  # noqa: E402
 
-from aiat_perception.assets import shared_data  # noqa: E402
-from aiat_perception.fusion import CameraModel, FusionConfig, fuse, homogeneous  # noqa: E402
+from aiat_perception.fusion import FusionConfig, fuse  # noqa: E402
 from aiat_perception.fusion_messages import (camera_detections_from_msg, fused_boxes,  # noqa: E402
                                              fused_detections_msg, fused_markers)
-from aiat_perception.kitti import KittiCalibration, read_velodyne  # noqa: E402
-from aiat_perception.lidar.detector import PARAMETERS, PointCloudDetector  # noqa: E402
-from aiat_perception.lidar.params import read_yaml  # noqa: E402
-from aiat_perception.metrics.kitti_rules import png_size  # noqa: E402
 from aiat_perception.msg_conversions import array_to_pointcloud2, cloud_xyz  # noqa: E402
 from aiat_perception.stamp_pairing import NearestStampPairer  # noqa: E402
 from aiat_perception.vision_conversions import detections_to_msg  # noqa: E402
@@ -122,14 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument('--detections', type=int, nargs='+', default=[5, 20, 50])
     parser.add_argument('--out', type=Path, help='also write the JSON here')
     args = parser.parse_args(argv)
-    root = shared_data('kitti_object', 'training')
-    calib = KittiCalibration.read(root / 'calib' / '000001.txt')
-    points = read_velodyne(root / 'velodyne' / '000001.bin')
-    width, height = png_size(root / 'image_2' / '000001.png')
-    camera = CameraModel.from_kitti(calib, width, height)
-    cam_from_lidar = homogeneous(calib.Tr_velo_to_cam)
-    lidar = PointCloudDetector(read_yaml(ROOT / 'config' / 'lidar_detector.yaml', 'lidar_detector',
-                                         PARAMETERS))(points).detections
+    points, camera, cam_from_lidar, lidar = kitti_000001()
     cloud_msg = cloud_message(points)
     cases = [run_case(n, cloud_msg, points, cam_from_lidar, camera, lidar, args.iterations) for n in args.detections]
     emit_json({'benchmark': 'fusion_node', 'frame': 'KITTI 000001', 'points': int(len(points)),

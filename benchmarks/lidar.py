@@ -26,16 +26,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.interleaved import interleaved, pct  # noqa: E402
+
 from aiat_perception.assets import shared_data  # noqa: E402
 from aiat_perception.kitti import read_velodyne  # noqa: E402
 from aiat_perception.lidar.detector import PARAMETERS, PointCloudDetector  # noqa: E402
 from aiat_perception.lidar.params import read_yaml  # noqa: E402
 from aiat_perception.lidar.scan import SCAN_PARAMETERS, ScanDetector  # noqa: E402
-
-
-def pct(values):
-    ms = np.asarray(values, dtype=np.float64)
-    return {'median_ms': round(float(np.median(ms)), 3), 'p99_ms': round(float(np.percentile(ms, 99)), 3)}
 
 
 def cloud_floor(points):
@@ -52,22 +49,9 @@ def scan_floor(ranges, angles):
 
 
 def run_case(name, call, floor, iterations, warmup=10):
-    for _ in range(warmup):
-        call()
-        floor()
-    stages, totals, floors, cpu, floor_cpu = {}, [], [], [], []
-    result = None
-    for _ in range(iterations):
-        t0, c0 = time.perf_counter(), time.process_time()
-        floor()
-        floors.append((time.perf_counter() - t0) * 1e3)
-        floor_cpu.append((time.process_time() - c0) * 1e3)
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = call()
-        totals.append((time.perf_counter() - t0) * 1e3)
-        cpu.append((time.process_time() - c0) * 1e3)
-        for stage, ms in result.stage_ms.items():
-            stages.setdefault(stage, []).append(ms)
+    t = interleaved(call, floor, iterations, warmup)
+    totals, floors, cpu, floor_cpu, stages, result = (t['totals'], t['floors'], t['cpu'], t['floor_cpu'],
+                                                      t['stages'], t['result'])
     return {'case': name, 'iterations': iterations, 'total': pct(totals),
             'stages': {k: pct(v) for k, v in stages.items()}, 'floor': pct(floors),
             # CPU time of this process: what the call costs without the waiting for a core that a

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Sequence
 
+from aiat_perception.class_names import parse_class_values
 from aiat_perception.fusion.agreement import AgreementThresholds
 from aiat_perception.fusion.config import FusionConfig
 from aiat_perception.node_params.lidar_common import node_params
@@ -85,19 +86,7 @@ AGREEMENT_KEYS = ('warn_mean_iou', 'error_mean_iou', 'warn_confirm_rate', 'error
 
 def parse_class_depth(items: Sequence[str]) -> Dict[str, float]:
     """``['class:metres' | 'class=metres', ...]`` (blanks ignored) -> ``{class: metres}``, each in [0, 100]."""
-    out = {}
-    for item in items:
-        if not item:
-            continue
-        name, sep, value = item.partition('=' if '=' in item else ':')
-        try:
-            number = float(value)
-        except ValueError:
-            number = float('nan')
-        if not sep or not name.strip() or not 0.0 <= number <= 100.0:
-            raise ValueError(f"class_depth: expected 'class:metres' with metres in [0, 100], got {item!r}")
-        out[name.strip()] = number
-    return out
+    return parse_class_values(items, 'class_depth', 'metres', 0.0, 100.0)
 
 
 def fusion_settings(p: Dict[str, object]) -> Dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List
 
-from aiat_perception.class_names import parse_aliases  # noqa: F401 (the node and tests use it from here)
+from aiat_perception.class_names import parse_aliases, parse_class_values  # noqa: F401 (the node and tests use it from here)
 from aiat_perception.parameters import INT64_MAX, Param, ParameterTable
 
 METRICS = ('recall', 'mean_iou', 'precision')
@@ -13,19 +13,7 @@ UNIT = (0.0, 1.0)
 
 def parse_class_thresholds(items) -> Dict[str, float]:
     """``['class:iou' | 'class=iou', ...]`` (blanks ignored) -> ``{class: iou}``, each IoU in (0, 1]."""
-    out = {}
-    for item in items:
-        if not item:
-            continue
-        name, sep, value = item.partition('=' if '=' in item else ':')
-        try:
-            number = float(value)
-        except ValueError:
-            number = float('nan')
-        if not sep or not name or not 0.0 < number <= 1.0:
-            raise ValueError(f"class_iou_thresholds: expected 'class:iou' with iou in (0, 1], got {item!r}")
-        out[name] = number
-    return out
+    return parse_class_values(items, 'class_iou_thresholds', 'iou', 0.0, 1.0, include_low=False)
 
 
 def thresholds(p) -> Dict[str, float]:
@@ -77,7 +65,7 @@ TABLE = ParameterTable('iou_monitor', [
     Param('class_aliases', [''], "class renames 'from:to' or 'from=to' applied to both sides"),
     Param('min_score', 0.0, 'ignore detections scoring below this (dynamic)', range=UNIT, dynamic=True),
     Param('window', 100, 'paired frames in the running averages', range=(1, INT64_MAX)),
-    Param('pair_timeout_s', 5.0, 'drop unpaired messages this much older than the newest stamp',
+    Param('pair_timeout_s', 5.0, 'drop unpaired messages this much older than the slower stream\'s newest stamp',
           range=(0.0, math.inf)),
     Param('log_every', 0, 'log a summary every N paired frames; 0 = never (dynamic)',
           range=(0, INT64_MAX), dynamic=True),

@@ -34,11 +34,33 @@ def test_old_unpaired_items_expire_and_are_counted():
     pairer.add('det', 1 * S, 'lost detection')
     pairer.add('gt', 2 * S, 'lost truth')
     pairer.add('gt', 6 * S, 'recent')
+    pairer.add('gt', 9 * S, 'newer')
+    assert pairer.unpaired == {'det': 0, 'gt': 0}  # the detections (newest 1 s) may still catch up
+    assert pairer.add('det', 6 * S, 'd6') == {'det': 'd6', 'gt': 'recent'}
     assert pairer.unpaired == {'det': 0, 'gt': 0}  # 1 s is exactly 5 s older than 6 s: kept
-    pairer.add('gt', 7 * S + 1, 'newer')
-    assert pairer.unpaired == {'det': 1, 'gt': 1} and pairer.waiting() == {'det': 0, 'gt': 2}
+    pairer.add('det', 7 * S + 1, 'newer detection')
+    assert pairer.unpaired == {'det': 1, 'gt': 1} and pairer.waiting() == {'det': 1, 'gt': 1}
     assert pairer.add('det', 1 * S, 'too late') is None  # its partner is gone; it expires at once
     assert pairer.unpaired['det'] == 2
+
+
+def test_a_future_stamp_does_not_expire_the_other_streams():
+    pairer = StampPairer(('det', 'gt'), timeout_ns=5 * S)
+    pairer.add('det', 10 * S, 'd10')
+    pairer.add('gt', 10_000 * S, 'a truth stamped far in the future')
+    assert pairer.waiting() == {'det': 1, 'gt': 1}             # the old rule dropped d10 here
+    assert pairer.add('gt', 10 * S, 'g10') == {'det': 'd10', 'gt': 'g10'}
+    pairer.add('det', 11 * S, 'd11')
+    assert pairer.add('gt', 11 * S, 'g11') == {'det': 'd11', 'gt': 'g11'}
+
+
+def test_a_silent_stream_leaves_at_most_max_pending_waiting():
+    pairer = StampPairer(('det', 'gt'), timeout_ns=S, max_pending=10)
+    for k in range(25):
+        assert pairer.add('det', k * S, k) is None
+    assert pairer.waiting() == {'det': 10, 'gt': 0} and pairer.unpaired['det'] == 15
+    with pytest.raises(ValueError, match='max_pending'):
+        StampPairer(('a', 'b'), 1, max_pending=0)
 
 
 def test_duplicate_stamp_replaces_and_counts():
