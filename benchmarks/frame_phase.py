@@ -8,6 +8,7 @@ interleaved in rounds:
   random_phase      frames arrive but the worker runs on its own 0.2 s clock (any phase)
   delay_3ms/15ms    frame-triggered, the worker waits 3 / 15 ms before running
   static_image      frame-triggered, but the run uses an image prepared at start (not the message's)
+  in_callback       the subscription callback runs the frame itself (the executor's thread, no hand-off)
 
     .venv310/bin/python benchmarks/frame_phase.py [--rounds 4]
 """
@@ -29,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import camera_pipeline as cp  # noqa: E402
 from benchmarks.json_out import emit_json  # noqa: E402
 
-MODES = ('self_paced', 'frame_triggered', 'random_phase', 'delay_3ms', 'delay_15ms', 'static_image')
+MODES = ('self_paced', 'frame_triggered', 'random_phase', 'delay_3ms', 'delay_15ms', 'static_image',
+         'in_callback')
 TRIGGERED = {'frame_triggered': 0.0, 'delay_3ms': 0.003, 'delay_15ms': 0.015, 'static_image': 0.0}
 
 
@@ -66,8 +68,13 @@ def main():
     rclpy.init()
     node = rclpy.create_node('frame_phase_benchmark')
     slot, mode, times = LatestSlot(), ['idle'], {m: [] for m in MODES}
-    node.create_subscription(Image, 'image', lambda m: slot.put(image_to_numpy(m))
-                             if mode[0] in TRIGGERED else None, sensor_qos('best_effort'))
+    def on_frame(msg):
+        if mode[0] in TRIGGERED:
+            slot.put(image_to_numpy(msg))
+        elif mode[0] == 'in_callback':
+            detector.detect_one(image_to_numpy(msg), 'rgb8')
+            times['in_callback'].append(detector.last_times.inference * 1e3)
+    node.create_subscription(Image, 'image', on_frame, sensor_qos('best_effort'))
 
     def work():
         while not slot.closed:
