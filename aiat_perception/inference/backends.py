@@ -86,9 +86,8 @@ class OnnxRuntimeBackend(Backend):
 
     Options: ``device`` ('auto' = best available provider, 'cpu', 'cuda', 'tensorrt'),
     ``providers`` (explicit ORT provider list, overrides ``device``), ``intra_op_threads``,
-    ``inter_op_threads`` (0 = ORT default), ``allow_spinning`` (default False: ORT's worker
-    threads then do not busy-wait after a run, which on a loaded vehicle CPU starves the other
-    nodes and our own preprocessing; see benchmarks/inference.py --spinning), ``device_id``, and
+    ``inter_op_threads`` (0 = ORT default), ``allow_spinning`` and ``spin_between_runs`` (see
+    :func:`ort_spinning_config`), ``device_id``, and
     for the TensorRT execution provider (onnxruntime-gpu): ``trt_fp16``, ``trt_cache_dir`` (engine
     cache: ORT builds the engine on the first run and reuses it), ``trt_workspace_mb``, and
     ``trt_timing_cache`` (default True: keep TensorRT's timing cache in ``trt_cache_dir`` too). See docs/jetson.md, "ONNX Runtime on the GPU".
@@ -98,8 +97,9 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, bundle: Bundle, device: str = 'auto',
                  providers: Optional[Sequence[Any]] = None, intra_op_threads: int = 0,
-                 inter_op_threads: int = 0, allow_spinning: bool = False, device_id: int = 0,
-                 trt_fp16: bool = False, trt_cache_dir: Optional[str] = None,
+                 inter_op_threads: int = 0, allow_spinning: bool = False,
+                 spin_between_runs: bool = False, device_id: int = 0, trt_fp16: bool = False,
+                 trt_cache_dir: Optional[str] = None,
                  trt_workspace_mb: Optional[int] = None, trt_timing_cache: bool = True):
         super().__init__(bundle)
         import onnxruntime as ort
@@ -112,9 +112,8 @@ class OnnxRuntimeBackend(Backend):
         options.intra_op_num_threads = int(intra_op_threads)
         options.inter_op_num_threads = int(inter_op_threads)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not allow_spinning:
-            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-            options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+        for key, value in ort_spinning_config(allow_spinning, spin_between_runs).items():
+            options.add_session_config_entry(key, value)
         try:
             self.session = ort.InferenceSession(str(bundle.onnx_path), sess_options=options,
                                                 providers=list(providers))
@@ -177,6 +176,23 @@ class OnnxRuntimeBackend(Backend):
     def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         results = self.session.run(self._output_names, {self._input_name: batch})
         return dict(zip(self._output_names, results))
+
+
+def ort_spinning_config(allow_spinning: bool, spin_between_runs: bool = False) -> Dict[str, str]:
+    """Session config entries for how ONNX Runtime's thread-pool threads wait for work.
+
+    ``allow_spinning``: while a run is in progress the threads busy-wait between operators instead
+    of sleeping (each operator then starts without a thread wake-up; without it every operator pays
+    one, milliseconds per run on a virtual machine). ``spin_between_runs``: they also keep spinning
+    after the run returns (ONNX Runtime's default: about 2^20 pause iterations, 30-40 ms of a core
+    per run here), which only pays off when the next run follows within that time. A camera at
+    5-30 Hz leaves 30-200 ms between frames, so by default the threads go to sleep as soon as a run
+    returns (``session.force_spinning_stop``) and leave the CPU to the DDS threads, the executor,
+    the subscribers and other nodes.
+    """
+    if not allow_spinning:
+        return {'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0'}
+    return {} if spin_between_runs else {'session.force_spinning_stop': '1'}
 
 
 def _ort_dtype(type_string: str) -> str:

@@ -63,7 +63,10 @@ TABLE = ParameterTable('camera_detector', [
           'first that works), nvml, tegrastats, jtop or none', choices=GPU_LOAD_SOURCES),
     Param('num_threads', 0, 'inference threads (0 = backend default)', range=(0, INT64_MAX)),
     Param('ort_allow_spinning', True,
-          'onnxruntime threads spin briefly after each run (lower latency, more CPU)'),
+          'onnxruntime threads busy-wait between the operators of a run instead of sleeping'),
+    Param('ort_spin_between_runs', False,
+          'onnxruntime threads also keep spinning for a while after each run (onnxruntime default; '
+          'burns a core between frames)'),
     Param('compressed', False, 'subscribe to image/compressed (CompressedImage) instead of image'),
     Param('reliability', 'best_effort', 'input QoS reliability: best_effort or reliable',
           choices=('best_effort', 'reliable')),
@@ -243,7 +246,8 @@ def inference_plan(values: Dict[str, object], facts: Availability,
     if backend == 'onnxruntime':
         device = resolve_ort_device(requested, facts.ort_providers)
         why = f'onnxruntime providers: {", ".join(facts.ort_providers)}' if requested == 'auto' else ''
-        options: Dict[str, Any] = {'device': device, 'allow_spinning': bool(values['ort_allow_spinning'])}
+        options: Dict[str, Any] = {'device': device, 'allow_spinning': bool(values['ort_allow_spinning']),
+                                   'spin_between_runs': bool(values['ort_spin_between_runs'])}
         if values['num_threads']:
             options['intra_op_threads'] = int(values['num_threads'])
         if device != 'cpu':

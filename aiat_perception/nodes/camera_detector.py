@@ -69,7 +69,7 @@ except ImportError:  # rclpy before Iron (Humble)
     from rclpy import qos_event as events
 
 LATENCY_LABELS = ('stamp_s', 'pipeline_ms', 'processing_ms', 'preprocess_ms', 'inference_ms',
-                  'decode_ms', 'detections')
+                  'decode_ms', 'detections', 'received_ms', 'handoff_ms')
 DETECTOR_ENCODINGS = ('bgr8', 'rgb8', 'mono8', 'bgra8', 'rgba8')
 
 
@@ -274,7 +274,7 @@ class CameraDetector(Node):
             self.health.record_lost(int(info.total_count_change), time.monotonic())
 
     def on_frame(self, msg):
-        now = time.monotonic()
+        now, received = time.monotonic(), (time.time_ns(), time.perf_counter())
         self.health.record_input(now)
         try:
             if isinstance(msg, CompressedImage):
@@ -294,7 +294,7 @@ class CameraDetector(Node):
         except Exception as exc:  # whatever a frame makes the conversion raise, it is bad input
             self.reject(exc, now)
             return
-        if self.slot.put(frame):
+        if self.slot.put((frame, received)):
             self.health.record_drop(now=now)
 
     def reject(self, exc, now):
@@ -307,17 +307,18 @@ class CameraDetector(Node):
     # --- worker: newest frame only --------------------------------------------------------
     def work(self):
         while not self.slot.closed:
-            frame = self.slot.take(timeout=0.2)
-            if frame is None:
+            item = self.slot.take(timeout=0.2)
+            if item is None:
                 continue
             start = time.perf_counter()
+            frame, received = item
             try:
                 msg, image, encoding = self.decode(frame)
             except Exception as exc:  # an undecodable frame is malformed input, whatever raised
                 self.reject(exc, time.monotonic())
                 continue
             try:
-                self.process(msg, image, encoding, start)
+                self.process(msg, image, encoding, start, received)
             except Exception as exc:  # keep running; the failure is counted and reported
                 if not self.context.ok():
                     break  # shutting down: publishers are gone
@@ -335,7 +336,9 @@ class CameraDetector(Node):
         self.first_frame_pixels = self.first_frame_pixels or image.shape[0] * image.shape[1]
         return frame, image, encoding
 
-    def process(self, msg, image, encoding, start):
+    def process(self, msg, image, encoding, start, received):
+        """``start``: perf_counter when the worker took the frame; ``received``: (time_ns,
+        perf_counter) when the subscription callback got it."""
         dets = self.detector.detect_one(image, encoding)
         keep = np.ones(len(dets), dtype=bool)
         labels = dets.labels
@@ -354,7 +357,8 @@ class CameraDetector(Node):
         self.health.record_output(time.monotonic(), processing_ms, pipeline_ms, stage_ms)
         self.latency_msg.data = [stamp_ns / 1e9, pipeline_ms, processing_ms,
                                  stage_ms['preprocess'], stage_ms['inference'], stage_ms['decode'],
-                                 float(len(labels))]
+                                 float(len(labels)), (received[0] - stamp_ns) / 1e6,
+                                 (start - received[1]) * 1e3]
         self.pub_latency.publish(self.latency_msg)
         if self.settings['debug_image'] and self.pub_debug.get_subscription_count() > 0:
             self.publish_debug(image, encoding, dets, keep, labels, msg.header)

@@ -28,14 +28,16 @@ class Collector:
                  image_reliability='best_effort'):
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import Image
+        from std_msgs.msg import Float64MultiArray
         from vision_msgs.msg import Detection2DArray, LabelInfo
 
         from aiat_perception.nodes.common import latched_qos, sensor_qos
         self.node = node
         self.status_prefix = f'/{node_name}: '
         self.detections, self.images, self.statuses, self.labels, self.debug = [], [], [], [], []
-        self.receive_ns = []
+        self.receive_ns, self.latency = [], []
         node.create_subscription(Detection2DArray, detections, self.on_detections, 50)
+        node.create_subscription(Float64MultiArray, f'/{node_name}/latency', self.latency.append, 50)
         if images:
             node.create_subscription(Image, 'image', self.images.append, sensor_qos(image_reliability, 50))
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
@@ -80,6 +82,15 @@ def test_real_photos_give_classes_header_and_diagnostics(test_node, start_node, 
     assert abs(bike.bbox.center.position.x - 346) < 30 and abs(bike.bbox.center.position.y - 276) < 30
     assert collect.labels and len(collect.labels[0].class_map) == 80
     assert collect.labels[0].class_map[1].class_name == 'bicycle'
+
+    # ~/latency: named fields; the time before processing splits into transport to the callback and
+    # the hand-off to the worker, and the three parts add up to the stamp-to-publish latency
+    from aiat_perception.nodes.camera_detector import LATENCY_LABELS
+    assert collect.latency and collect.latency[-1].layout.dim[0].label == ','.join(LATENCY_LABELS)
+    field = {name: np.array([m.data[i] for m in collect.latency]) for i, name in enumerate(LATENCY_LABELS)}
+    assert np.all(field['received_ms'] > -1.0) and np.all(field['handoff_ms'] >= 0.0), field
+    parts = field['received_ms'] + field['handoff_ms'] + field['processing_ms']
+    assert abs(np.median(field['pipeline_ms'] - parts)) < 5.0, (field['pipeline_ms'], parts)
 
     values = collect.latest_values()
     assert float(values['input_rate_hz']) > 1.0 and float(values['output_rate_hz']) > 1.0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from aiat_perception.inference.backends import (
-    Backend, OnnxRuntimeBackend, TensorInfo, available_backends, create_backend, register_backend)
+    Backend, OnnxRuntimeBackend, TensorInfo, available_backends, create_backend, ort_spinning_config,
+    register_backend)
 from aiat_perception.inference.bundle import BundleError, load_bundle
 from aiat_perception.inference.synthetic import make_synthetic_bundle
 
@@ -48,6 +49,66 @@ def test_onnxruntime_backend_devices(bundle):
             create_backend('onnxruntime', bundle, device='cuda')
     with pytest.raises(ValueError, match="unknown device 'npu'"):
         create_backend('onnxruntime', bundle, device='npu')
+
+
+def test_spinning_options_become_session_config_entries(bundle):
+    assert ort_spinning_config(allow_spinning=True) == {'session.force_spinning_stop': '1'}
+    assert ort_spinning_config(allow_spinning=True, spin_between_runs=True) == {}
+    assert ort_spinning_config(allow_spinning=False) == {'session.intra_op.allow_spinning': '0',
+                                                         'session.inter_op.allow_spinning': '0'}
+
+    def entry(backend, key):
+        try:
+            return backend.session.get_session_options().get_session_config_entry(key)
+        except RuntimeError:  # onnxruntime: no such entry
+            return None
+    default = create_backend('onnxruntime', bundle, allow_spinning=True)
+    assert entry(default, 'session.force_spinning_stop') == '1'
+    assert entry(default, 'session.intra_op.allow_spinning') is None   # onnxruntime's default: spin
+    spinning = create_backend('onnxruntime', bundle, allow_spinning=True, spin_between_runs=True)
+    assert entry(spinning, 'session.force_spinning_stop') is None
+    never = create_backend('onnxruntime', bundle, allow_spinning=False)
+    assert entry(never, 'session.intra_op.allow_spinning') == '0'
+    assert entry(never, 'session.inter_op.allow_spinning') == '0'
+
+
+def _matmul_chain(size=384, count=4) -> bytes:
+    """A graph whose MatMuls are big enough for onnxruntime to use its intra-op threads."""
+    from onnx import TensorProto, helper, numpy_helper
+    weight = numpy_helper.from_array(
+        np.random.default_rng(0).normal(0, 0.05, (size, size)).astype(np.float32), 'w')
+    nodes = [helper.make_node('MatMul', ['x' if i == 0 else f'y{i - 1}', 'w'], [f'y{i}'])
+             for i in range(count)]
+    graph = helper.make_graph(
+        nodes, 'chain', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info(f'y{count - 1}', TensorProto.FLOAT, [size, size])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_threads_sleep_as_soon_as_a_run_returns_unless_asked_to_spin():
+    """By default the intra-op threads use no CPU between runs (a camera's frames are 30-200 ms
+    apart); with spin_between_runs they keep a core busy after every run, as onnxruntime does."""
+    import time
+
+    import onnxruntime as ort
+    graph, x = _matmul_chain(), np.ones((384, 384), np.float32)
+
+    def cpu_ms_after_a_run(spin_between_runs):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        for key, value in ort_spinning_config(True, spin_between_runs).items():
+            options.add_session_config_entry(key, value)
+        session = ort.InferenceSession(graph, options, providers=['CPUExecutionProvider'])
+        session.run(None, {'x': x})
+        time.sleep(0.3)
+        session.run(None, {'x': x})
+        start = time.process_time()
+        time.sleep(1.0)
+        return (time.process_time() - start) * 1e3
+    assert cpu_ms_after_a_run(spin_between_runs=False) < 3.0
+    assert cpu_ms_after_a_run(spin_between_runs=True) > 10.0   # measured 32-39 ms (onnxruntime 1.19-1.32)
 
 
 def test_big_batches_are_split_for_fixed_batch_engines(bundle):

@@ -142,11 +142,12 @@ def test_auto_picks_the_best_provider_the_onnxruntime_build_has():
     assert resolve_ort_device('auto', GPU_ORT.ort_providers) == 'tensorrt'
     plan = inference_plan(detector_values(), CPU_ORT)
     assert (plan.backend, plan.requested, plan.device) == ('onnxruntime', 'auto', 'cpu')
-    assert plan.options == {'device': 'cpu', 'allow_spinning': True}
+    assert plan.options == {'device': 'cpu', 'allow_spinning': True, 'spin_between_runs': False}
     assert 'device auto -> cpu' in plan.describe() and 'CPUExecutionProvider' in plan.describe()
-    plan = inference_plan(detector_values(num_threads=2, ort_allow_spinning=False), CUDA_ORT)
-    assert plan.options == {'device': 'cuda', 'allow_spinning': False, 'intra_op_threads': 2,
-                            'device_id': 0}
+    plan = inference_plan(detector_values(num_threads=2, ort_allow_spinning=False,
+                                          ort_spin_between_runs=True), CUDA_ORT)
+    assert plan.options == {'device': 'cuda', 'allow_spinning': False, 'spin_between_runs': True,
+                            'intra_op_threads': 2, 'device_id': 0}
 
 
 def test_tensorrt_provider_options_come_from_the_parameters():
@@ -154,7 +155,8 @@ def test_tensorrt_provider_options_come_from_the_parameters():
                              trt_timing_cache=False, trt_workspace_mb=2048)
     plan = inference_plan(values, GPU_ORT, ort_trt_cache='/default/cache')
     assert plan.device == 'tensorrt' and plan.describe() == 'backend onnxruntime, device tensorrt'
-    assert plan.options == {'device': 'tensorrt', 'allow_spinning': True, 'device_id': 1,
+    assert plan.options == {'device': 'tensorrt', 'allow_spinning': True, 'spin_between_runs': False,
+                            'device_id': 1,
                             'trt_fp16': True, 'trt_cache_dir': '/cache/ort', 'trt_timing_cache': False,
                             'trt_workspace_mb': 2048}
     # defaults: the bundle's own cache directory, no workspace limit, timing cache on, FP32
