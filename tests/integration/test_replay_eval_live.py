@@ -26,15 +26,19 @@ def _frames(out):
     return {r['index']: r for r in map(json.loads, (out / 'frames.jsonl').read_text().splitlines())}
 
 
-@pytest.fixture(scope='module')
-def sim_bag(tmp_path_factory):
+def _recorded_and_scored_offline(root, scenario, sensors):
+    """A simulator bag of ``scenario`` at ``root/bag`` and its offline evaluation at ``root/offline``."""
     from aiat_perception.cli import sim_record
-    root = tmp_path_factory.mktemp('live')
-    assert sim_record.main(['record', 'photo_actors', '--frames', str(FRAMES), '--out', str(root / 'bag'),
-                            '--sensors', 'camera']) == 0
+    assert sim_record.main(['record', scenario, '--frames', str(FRAMES), '--out', str(root / 'bag'),
+                            '--sensors', sensors]) == 0
     code, text = _eval('run', root / 'bag', '--offline', '--out', root / 'offline', '--no-html')
     assert code == 0, text
     return root
+
+
+@pytest.fixture(scope='module')
+def sim_bag(tmp_path_factory):
+    return _recorded_and_scored_offline(tmp_path_factory.mktemp('live'), 'photo_actors', 'camera')
 
 
 def test_live_below_capacity_matches_offline_frame_by_frame(sim_bag):
@@ -85,13 +89,7 @@ def test_max_rate_search_reports_a_rate_with_at_most_5_percent_drops(sim_bag):
 
 @pytest.fixture(scope='module')
 def sim_lidar_bag(tmp_path_factory):
-    from aiat_perception.cli import sim_record
-    root = tmp_path_factory.mktemp('live_lidar')
-    assert sim_record.main(['record', 'mesh_actors', '--frames', str(FRAMES), '--out', str(root / 'bag'),
-                            '--sensors', 'points,scan']) == 0
-    code, text = _eval('run', root / 'bag', '--offline', '--out', root / 'offline', '--no-html')
-    assert code == 0, text
-    return root
+    return _recorded_and_scored_offline(tmp_path_factory.mktemp('live_lidar'), 'mesh_actors', 'points,scan')
 
 
 def _sensor_frames(out, sensor):
