@@ -135,8 +135,9 @@ def test_live_fusion_graph_on_kitti_matches_offline(tmp_path):
     assert code == 0, text
     code, text = _eval('run', bag, '--offline', '--graph', 'fusion', '--out', tmp_path / 'offline', '--no-html')
     assert code == 0, text
-    # 2.5 Hz: the camera detector (~7 frames/s here) and the lidar detector share 2 cores with the fusion node
-    code, text = _eval('run', bag, '--graph', 'fusion', '--rate-scale', '0.25', '--out', tmp_path / 'live', '--no-html')
+    # 1 Hz: below capacity even while the test command's other group loads the 2 cores (at 2.5 Hz one of
+    # the two frames went unfused in a loaded run: the newest-only slots skip what arrives while busy)
+    code, text = _eval('run', bag, '--graph', 'fusion', '--rate-scale', '0.1', '--out', tmp_path / 'live', '--no-html')
     assert code == 0, text
     live = json.loads((tmp_path / 'live' / 'report.json').read_text())
     off = json.loads((tmp_path / 'offline' / 'report.json').read_text())
