@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -98,10 +98,9 @@ class Preprocessor:
             return self.spec.height, self.spec.width
         size = self._sizes.get((width, height))
         if size is None:
-            stretch = self.stretch(width, height)
+            stretch, reaches_trained = self._squeeze(width, height)
             trained = (self.spec.height, self.spec.width)
-            if (abs(stretch * self.spec.width / self.spec.height - width / height) < 1e-9 * width / height
-                    and trained[0] * trained[1] <= self.pixel_budget):
+            if reaches_trained and trained[0] * trained[1] <= self.pixel_budget:
                 size = trained   # within max_stretch of the trained aspect: the trained input
             else:
                 low, high = self.size_limits or (None, None)
@@ -116,13 +115,17 @@ class Preprocessor:
         """keep_aspect's horizontal squeeze of a ``width`` x ``height`` image (< 1: vertical): the
         factor, within the bundle's ``max_stretch``, that brings its aspect ratio closest to the
         trained input's (1.0 for letterbox and stretch, and for bundles without ``max_stretch``)."""
-        limit = self.spec.max_stretch
-        if self.spec.resize != 'keep_aspect' or limit == 1.0:
-            return 1.0
+        return self._squeeze(width, height)[0]
+
+    def _squeeze(self, width: int, height: int) -> Tuple[float, bool]:
+        """(:meth:`stretch`, whether it brings the image exactly to the trained aspect ratio)."""
         toward_trained = (width / height) / (self.spec.width / self.spec.height)
-        if abs(toward_trained - limit) < 1e-9 * limit:       # 4:3 onto a square, limit 4/3
-            toward_trained = limit
-        return min(limit, max(1.0 / limit, toward_trained))
+        limit = self.spec.max_stretch if self.spec.resize == 'keep_aspect' else 1.0
+        for edge in (limit, 1.0 / limit):      # 4:3 onto a square with limit 4/3: a float's width away
+            if abs(toward_trained - edge) < 1e-9 * edge:
+                toward_trained = edge
+        stretch = min(limit, max(1.0 / limit, toward_trained))
+        return stretch, stretch == toward_trained
 
     def buffer(self, batch: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
         net_h, net_w = size or (self.spec.height, self.spec.width)
