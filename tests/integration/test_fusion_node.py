@@ -144,6 +144,9 @@ def test_fusion_node_fed_from_kitti_through_the_detector_nodes(test_node, start_
         before = len(out.fused)
         spin_until(test_node, lambda: len(out.fused) > before, timeout=20)
     assert len(out.fused) >= 3, (len(sent), fusion.output(), camera.output())
+    # the camera's detections and the fused objects reach this node on two topics: either may come first
+    spin_until(test_node, lambda: {stamp_key(m.header) for m in out.fused}
+               <= {stamp_key(m.header) for m in out.camera}, timeout=10)
     camera_by_stamp = {stamp_key(m.header): m for m in out.camera}
     for msg in out.fused:
         assert stamp_key(msg.header) in sent and msg.header.frame_id == 'camera_rect'   # the camera's header
