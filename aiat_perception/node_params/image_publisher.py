@@ -23,6 +23,11 @@ TABLE = ParameterTable('image_publisher', [
     Param('encoding', 'rgb8', 'image encoding: rgb8, bgr8 or mono8', choices=('rgb8', 'bgr8', 'mono8')),
     Param('reliability', 'best_effort', 'QoS reliability: best_effort or reliable',
           choices=('best_effort', 'reliable')),
+    Param('depth', 1, 'QoS history depth of the publisher (keep last); a reliable driver that must not '
+          'drop a frame a slow subscriber has not yet acknowledged needs more than 1 (ROS default: 10)',
+          range=(1, 1000)),
+    Param('ack_timeout_s', 5.0, 'with count > 0 and reliable QoS: how long to wait at the end for every '
+          'subscriber to acknowledge the last frames before exiting', range=(0.0, 600.0)),
     Param('width', 0, 'resize to this width (with height); 0 = keep the size', range=NON_NEGATIVE),
     Param('height', 0, 'resize to this height (with width); 0 = keep the size', range=NON_NEGATIVE),
     Param('max_video_frames', 300, 'frames read from the video; 0 = all', range=NON_NEGATIVE),

@@ -9,6 +9,7 @@ import itertools
 
 import cv2
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -67,7 +68,8 @@ class ImagePublisher(Node):
             msg.header.frame_id = p['frame_id']
         self.cycle = itertools.cycle(self.messages)
         self.sent = 0
-        self.publisher = self.create_publisher(Image, 'image', sensor_qos(p['reliability']))
+        self.reliable, self.ack_timeout_s = p['reliability'] == 'reliable', p['ack_timeout_s']
+        self.publisher = self.create_publisher(Image, 'image', sensor_qos(p['reliability'], p['depth']))
         self.timer = self.create_timer(1.0 / self.rate_hz, self.publish_next)
         self.get_logger().info(
             f'publishing {len(self.messages)} frame(s) {self.messages[0].width}x'
@@ -79,6 +81,11 @@ class ImagePublisher(Node):
             return
         if self.count and self.sent >= self.count:
             self.timer.cancel()
+            # a reliable writer that exits first takes its unacknowledged frames with it
+            if self.reliable and not self.publisher.wait_for_all_acked(
+                    Duration(seconds=self.ack_timeout_s)):
+                self.get_logger().warning(
+                    f'not every subscriber acknowledged the last frames within {self.ack_timeout_s} s')
             self.get_logger().info(f'published {self.sent} frames, done')
             finish(self)
             return
