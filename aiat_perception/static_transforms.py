@@ -125,6 +125,10 @@ class StaticTransformBuffer:
             raise TransformError('; '.join(errors))
         return taken
 
+    def __len__(self) -> int:
+        """How many parent -> child links are known."""
+        return len(self._parent)
+
     def frames(self) -> List[str]:
         names = set(self._parent)
         names.update(p for p, _ in self._parent.values())

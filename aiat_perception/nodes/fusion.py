@@ -345,6 +345,7 @@ class Fusion(Node):
                    ('last_calibration_problem', self.last_input_problem),
                    ('extrinsic_source', self.p['extrinsic_source']),
                    ('camera_frame', self.camera_frame or '(no CameraInfo yet)'),
+                   ('static_transforms', str(len(self.transforms))),
                    ('target_frame', self.p['target_frame'] or '(camera frame)')]
         if 'lidar_detections' in unpaired:
             values.append(('lidar_detections_unpaired', str(unpaired['lidar_detections'])))

@@ -242,6 +242,7 @@ class LidarDetectorBase(Node):
                           ('lost_source', self.lost_counting),
                           ('target_frame', self.p['target_frame'] or '(sensor frame)'),
                           ('frames_in_target_frame', str(self.output_in_target)),
+                          ('static_transforms', str(len(self.transforms))),
                           ('tf_static_problems', str(self.transform_problems))]
         self.pub_diagnostics.publish(diagnostic_array(
             [(self.diagnostic_name, 'aiat_perception', report)], self.get_clock().now().to_msg()))

@@ -182,8 +182,9 @@ def test_lidar_detector_publishes_in_target_frame_from_tf_static(test_node, star
     detector = start_node('aiat_perception.nodes.lidar_detector',
                           params={'reliability': 'reliable', 'target_frame': 'base_link'})
     pub = test_node.create_publisher(PointCloud2, 'points', sensor_qos('reliable', depth=10))
-    assert spin_until(test_node, lambda: pub.get_subscription_count() > 0 and out.statuses, timeout=60), \
-        detector.output()
+    # the node publishes in the sensor frame until the transform arrives; wait until it reports it
+    assert spin_until(test_node, lambda: pub.get_subscription_count() > 0
+                      and out.values().get('static_transforms') == '1', timeout=60), detector.output()
     cloud, raw = kitti_cloud('000134', time.time_ns())
     pub.publish(cloud)
     assert spin_until(test_node, lambda: out.detections, timeout=30), detector.output()
