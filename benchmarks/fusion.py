@@ -13,8 +13,6 @@ point of the scan into the image (``CameraModel.project_lidar``), which fusion c
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -24,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.interleaved import interleaved, pct  # noqa: E402
-from benchmarks.json_out import emit_json  # noqa: E402
+from benchmarks.json_out import emit_json, machine  # noqa: E402
 
 from aiat_perception.assets import shared_data  # noqa: E402
 from aiat_perception.fusion import CameraModel, FusionConfig, fuse, homogeneous  # noqa: E402
@@ -91,8 +89,7 @@ def main(argv=None) -> int:
     cases = [run_case(n, points, cam_from_lidar, camera, lidar, args.iterations) for n in args.detections]
     emit_json({'benchmark': 'fusion', 'frame': 'KITTI 000001', 'points': int(len(points)),
                'image': [camera.width, camera.height], 'lidar_detections': len(lidar),
-               'machine': {'python': platform.python_version(), 'numpy': np.__version__,
-                           'cpus': os.cpu_count(), 'load_average': list(os.getloadavg())},
+               'machine': machine(),
                'cases': cases}, args.out)
     return 0
 

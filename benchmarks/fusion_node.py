@@ -14,8 +14,6 @@ wheels (message classes), run with .venv, .venv310 or .venv312.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.fusion import kitti_000001, pct, synthetic_boxes  # noqa: E402
-from benchmarks.json_out import emit_json  # noqa: E402
+from benchmarks.json_out import emit_json, machine  # noqa: E402
 
 from aiat_perception.fusion import FusionConfig, fuse  # noqa: E402
 from aiat_perception.fusion_messages import (camera_detections_from_msg, fused_boxes,  # noqa: E402
@@ -122,8 +120,7 @@ def main(argv=None) -> int:
     cases = [run_case(n, cloud_msg, points, cam_from_lidar, camera, lidar, args.iterations) for n in args.detections]
     emit_json({'benchmark': 'fusion_node', 'frame': 'KITTI 000001', 'points': int(len(points)),
                'lidar_detections': len(lidar),
-               'machine': {'python': platform.python_version(), 'numpy': np.__version__,
-                           'cpus': os.cpu_count(), 'load_average': list(os.getloadavg())},
+               'machine': machine(),
                'cases': cases, 'pairing': pairing_case()}, args.out)
     return 0
 

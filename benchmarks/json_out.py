@@ -3,6 +3,8 @@ text in a file when asked."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -14,3 +16,10 @@ def emit_json(doc: Any, out: Optional[Path] = None, default: Optional[Callable] 
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + '\n')
+
+
+def machine() -> dict:
+    """Python, numpy, CPU count and load average: what a benchmark's figures depend on."""
+    import numpy as np
+    return {'python': platform.python_version(), 'numpy': np.__version__, 'cpus': os.cpu_count(),
+            'load_average': list(os.getloadavg())}

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from aiat_perception.msg_conversions import numpy_to_image
@@ -68,7 +69,7 @@ class ImagePublisher(Node):
             msg.header.frame_id = p['frame_id']
         self.cycle = itertools.cycle(self.messages)
         self.sent = 0
-        self.reliable, self.ack_timeout_s = p['reliability'] == 'reliable', p['ack_timeout_s']
+        self.ack_timeout_s = p['ack_timeout_s']
         self.publisher = self.create_publisher(Image, 'image', sensor_qos(p['reliability'], p['depth']))
         self.timer = self.create_timer(1.0 / self.rate_hz, self.publish_next)
         self.get_logger().info(
@@ -82,7 +83,8 @@ class ImagePublisher(Node):
         if self.count and self.sent >= self.count:
             self.timer.cancel()
             # a reliable writer that exits first takes its unacknowledged frames with it
-            if self.reliable and not self.publisher.wait_for_all_acked(
+            reliable = self.publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+            if reliable and not self.publisher.wait_for_all_acked(
                     Duration(seconds=self.ack_timeout_s)):
                 self.get_logger().warning(
                     f'not every subscriber acknowledged the last frames within {self.ack_timeout_s} s')
