@@ -5,9 +5,11 @@
     aiat-launch config/launch/perception.yaml use_iou_monitor:=true
     aiat-launch demo --show-args | --print | --check
 
-Each node runs as ``python -c "from <module> import main; ..." --ros-args -r __node:=NAME --params-file F -p k:=v``
+Each node runs as ``python -c "from aiat_perception.nodes.node_process import start; start('<module>', 'main')"
+--ros-args -r __node:=NAME --params-file F -p k:=v``
 with the same DDS settings as the nodes themselves; its output is prefixed with ``[NAME]``. Ctrl-C,
-SIGTERM or the end of ``--duration`` stop every node (SIGINT, then SIGKILL after ``--grace`` seconds).
+SIGTERM or the end of ``--duration`` stop every node (SIGINT; after ``--grace`` seconds SIGUSR1, which
+prints the node's thread stacks, then SIGKILL).
 A node that exits with an error stops the graph, and so does any exit of a node marked
 ``required``. The exit code is 0 when every node ended cleanly, else the first failure's code.
 """
@@ -30,7 +32,8 @@ CLEAN_EXIT = (0, -signal.SIGINT, 128 + signal.SIGINT)
 
 def node_command(node: lg.ResolvedNode, python: Optional[str] = None) -> List[str]:
     module, function = lg.executable_target(node.executable)
-    return [python or sys.executable, '-c', f'import sys; from {module} import {function}; sys.exit({function}())',
+    return [python or sys.executable, '-c',
+            f'from aiat_perception.nodes.node_process import start; start({module!r}, {function!r})',
             *node.ros_args()]
 
 
@@ -109,7 +112,13 @@ class Launch:
             try:
                 code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.say('launch', f'{node.fqn.lstrip("/")} did not stop within {self.grace_s:g} s; killing it')
+                self.say('launch', f'{node.fqn.lstrip("/")} did not stop within {self.grace_s:g} s; '
+                                   'its threads were (SIGUSR1), killing it')
+                self._signal(proc, signal.SIGUSR1)  # node_process: faulthandler prints every thread's stack
+                try:
+                    proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
                 self._signal(proc, signal.SIGKILL)
                 proc.wait()
                 self.failure = self.failure or 1

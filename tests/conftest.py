@@ -36,6 +36,7 @@ MARKERS_BY_FILE = {  # one pattern per line: parallel branches add lines without
         'test_class_names*',
         'test_yaml_section*',
         'test_launch_graph*',
+        'test_node_process*',
         'test_preprocess*',
         'test_package_layout*',
         'test_pipeline_health*',

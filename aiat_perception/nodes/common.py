@@ -170,24 +170,33 @@ def finished(node) -> bool:
 
 
 def run_node(factory: Callable, args=None, threads: int = 1) -> int:
-    """Create the node with ``factory()`` (a node class), spin it until Ctrl-C, shutdown or
-    :func:`finish`, and clean up. A :class:`ParameterError` from the factory stops the process with exit code 2 and its
-    message. Our nodes keep callbacks short (heavy work runs in their own threads), so they spin the
+    """Create the node with ``factory()`` (a node class), spin it until SIGINT/SIGTERM, shutdown or
+    :func:`finish`, and clean up in order: the executor, the node's ``close()`` (its worker threads),
+    the node, then rclpy. A :class:`ParameterError` from the factory stops the process with exit code 2 and
+    its message. Our nodes keep callbacks short (heavy work runs in their own threads), so they spin the
     lighter single-threaded executor; ``threads`` > 1 selects the multi-threaded one.
+
+    SIGINT and SIGTERM only ask for the stop (:mod:`aiat_perception.nodes.node_process`); the loop
+    notices within 0.1 s. A stop before or while the node is built ends with exit code 0 once it exists.
     """
+    from aiat_perception.nodes.node_process import STOP, enable_stack_dumps, hold_stop_signals
+
+    enable_stack_dumps()
+    own_signals = hold_stop_signals()
     configure_dds()
     import rclpy
     from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
                                  SingleThreadedExecutor)
+    from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=args)
     node = executor = None
     try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO if own_signals else None)
         node = factory()
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
             else SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok() and getattr(node, 'aiat_exit_code', None) is None:
+        while not STOP.requested and rclpy.ok() and not finished(node):
             executor.spin_once(timeout_sec=0.1)
         return getattr(node, 'aiat_exit_code', None) or 0
     except ParameterError as exc:
@@ -197,7 +206,7 @@ def run_node(factory: Callable, args=None, threads: int = 1) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        if not rclpy.ok():  # Ctrl-C / SIGTERM arrived while the node was being built
+        if STOP.requested or not rclpy.ok():  # stopped while the node was being built
             return 0
         raise
     finally:
