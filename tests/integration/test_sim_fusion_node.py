@@ -62,13 +62,17 @@ def test_fusion_nodes_in_lockstep_agree_with_the_true_extrinsic_and_not_with_a_t
                       and test_node.count_publishers('/detections') >= 1, timeout=90), [n.output() for n in nodes]
     sim = start_node('aiat_perception.nodes.sim_node', params={
         'scenario': 'mesh_actors', 'mode': 'lockstep', 'max_frames': FRAMES, 'publish_lidar_2d': False,
-        'lockstep_timeout_s': 30.0})
+        'lockstep_timeout_s': 30.0,
+        # the true-extrinsic node skips frames until the sim's /tf_static reaches it (a loaded run fused 12
+        # of 20 there, 19 in the node that needs no /tf_static): the sim waits for that match too
+        'wait_for_subscribers': ['/tf_static:1']})
     # Lockstep paces the sim by the camera detector; the lidar detector and the fusion nodes keep only
     # the newest input when behind, so on a loaded machine a frame or two may never pair: the
     # agreement needs most frames, not every one.
     enough = FRAMES * 3 // 4
     assert spin_until(test_node, lambda: not sim.alive() and all(len(v) >= enough for v in fused.values()),
-                      timeout=300), ({k: len(v) for k, v in fused.items()}, sim.output(), [n.output() for n in nodes])
+                      timeout=300), ({k: len(v) for k, v in fused.items()}, statuses, sim.output(),
+                                     [n.output() for n in nodes])
     assert sim.wait(timeout=60) == 0 and '(0 timeouts)' in sim.output(), sim.output()
     spin_until(test_node, lambda: False, timeout=2.5)          # the diagnostics after the last frame
     true, off = statuses['fusion'], statuses['fusion_turned']
