@@ -107,7 +107,10 @@ def test_threads_sleep_as_soon_as_a_run_returns_unless_asked_to_spin():
         start = time.process_time()
         time.sleep(1.0)
         return (time.process_time() - start) * 1e3
-    assert cpu_ms_after_a_run(spin_between_runs=False) < 3.0
+    # Other load only adds CPU time (a loaded CI run measured 4.5 ms once), and spinning threads would
+    # show about 35 ms in every trial: the quietest of three trials tells them apart.
+    quietest = min(cpu_ms_after_a_run(spin_between_runs=False) for _ in range(3))
+    assert quietest < 3.0
     assert cpu_ms_after_a_run(spin_between_runs=True) > 10.0   # measured 32-39 ms (onnxruntime 1.19-1.32)
 
 
