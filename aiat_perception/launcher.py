@@ -113,7 +113,7 @@ class Launch:
                 code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.say('launch', f'{node.fqn.lstrip("/")} did not stop within {self.grace_s:g} s; '
-                                   'its threads were (SIGUSR1), killing it')
+                                   "printing its threads' stacks (SIGUSR1), then killing it")
                 self._signal(proc, signal.SIGUSR1)  # node_process: faulthandler prints every thread's stack
                 try:
                     proc.wait(timeout=1.0)
