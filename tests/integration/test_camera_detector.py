@@ -116,12 +116,18 @@ def test_publisher_faster_than_model_keeps_output_fresh(test_node, start_node, d
     start_node('aiat_perception.nodes.image_publisher',
                params={'images': [str(assets.darknet_image('dog.jpg'))], 'rate_hz': 60.0,
                        'width': 1280, 'height': 720})
-    assert spin_until(test_node, lambda: len(collect.detections) >= 60, timeout=90)
-    latency_ms = np.array([(r - (m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)) / 1e6
-                           for m, r in zip(collect.detections, collect.receive_ns)])[10:]
+    assert spin_until(test_node, lambda: len(collect.detections) >= 60 and len(collect.latency) >= 60, timeout=90)
+    # The node's own input-stamp-to-publish time (its latency topic): this process's receive times also
+    # carry its own scheduling, and a loaded run stalled it 0.6 s and then drained the backlog (a falling
+    # 500, 450, ... 80 ms tail that was this process, not the node).
+    labels = collect.latency[0].layout.dim[0].label.split(',')
+    latency_ms = np.array([m.data[labels.index('pipeline_ms')] for m in collect.latency])[10:]
     spin_until(test_node, lambda: False, timeout=1.2)
     values = collect.latest_values()
     processing_p95 = float(values['processing_ms_p95'])
+    print(f'\n60 Hz 720p into one inference thread: pipeline_ms p50 {np.median(latency_ms):.0f}, p90 '
+          f'{np.percentile(latency_ms, 90):.0f}; processing_ms p95 {processing_p95:.0f}; '
+          f"frames_dropped {values['frames_dropped']}")
     assert int(values['frames_dropped']) > 0
     # Output lags by at most about one frame's processing: the newest frame waits for the current one.
     assert np.percentile(latency_ms, 90) < 2 * processing_p95 + 60, (latency_ms, processing_p95)
