@@ -26,15 +26,14 @@ import time
 from typing import List, Optional
 
 from aiat_perception import launch_graph as lg
+from aiat_perception.nodes import node_process
 
 CLEAN_EXIT = (0, -signal.SIGINT, 128 + signal.SIGINT)
 
 
 def node_command(node: lg.ResolvedNode, python: Optional[str] = None) -> List[str]:
     module, function = lg.executable_target(node.executable)
-    return [python or sys.executable, '-c',
-            f'from aiat_perception.nodes.node_process import start; start({module!r}, {function!r})',
-            *node.ros_args()]
+    return [*node_process.command(module, function, python), *node.ros_args()]
 
 
 class Launch:

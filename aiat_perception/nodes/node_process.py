@@ -22,7 +22,7 @@ import importlib
 import signal
 import sys
 import threading
-from typing import Optional
+from typing import List, Optional
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -64,6 +64,12 @@ def enable_stack_dumps() -> None:
     if not faulthandler.is_enabled():
         faulthandler.enable(all_threads=True)
     faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+
+
+def command(module: str, function: str = 'main', python: Optional[str] = None) -> List[str]:
+    """The command line that runs ``module.function`` as a node process through :func:`start`."""
+    return [python or sys.executable, '-c',
+            f'from aiat_perception.nodes.node_process import start; start("{module}", "{function}")']
 
 
 def start(module: str, function: str = 'main') -> None:

@@ -35,17 +35,13 @@ class Collector:
         self.node = node
         self.status_prefix = f'/{node_name}: '
         self.detections, self.images, self.statuses, self.labels, self.debug = [], [], [], [], []
-        self.receive_ns, self.latency = [], []
-        node.create_subscription(Detection2DArray, detections, self.on_detections, 50)
+        self.latency = []
+        node.create_subscription(Detection2DArray, detections, self.detections.append, 50)
         node.create_subscription(Float64MultiArray, f'/{node_name}/latency', self.latency.append, 50)
         if images:
             node.create_subscription(Image, 'image', self.images.append, sensor_qos(image_reliability, 50))
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 10)
         node.create_subscription(LabelInfo, 'label_info', lambda m: self.labels.append(m), latched_qos())
-
-    def on_detections(self, msg):
-        self.detections.append(msg)
-        self.receive_ns.append(time.time_ns())
 
     def on_diagnostics(self, msg):
         self.statuses += [s for s in msg.status if s.name.startswith(self.status_prefix)]

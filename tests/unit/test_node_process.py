@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from aiat_perception import launcher
+from aiat_perception.nodes import node_process
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -19,13 +19,9 @@ def write_module(folder: Path, name: str, text: str) -> None:
     (folder / f'{name}.py').write_text(textwrap.dedent(text))
 
 
-def start_command(module: str) -> list:
-    return [sys.executable, '-c', f'from aiat_perception.nodes.node_process import start; start({module!r}, "main")']
-
-
 def run(tmp_path: Path, module: str) -> subprocess.CompletedProcess:
     env = {'PYTHONPATH': f'{tmp_path}:{ROOT}', 'PATH': '/usr/bin:/bin'}
-    return subprocess.run(start_command(module), env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(node_process.command(module), env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_a_stop_during_imports_ends_the_process_cleanly_before_main(tmp_path):
@@ -76,7 +72,7 @@ def test_launcher_prints_the_stacks_of_a_node_that_does_not_stop_then_kills_it(t
             wait_forever()
     """)
     monkeypatch.setenv('PYTHONPATH', f'{tmp_path}:{ROOT}')
-    monkeypatch.setattr(launcher, 'node_command', lambda node: start_command('stuck_node'))
+    monkeypatch.setattr(launcher, 'node_command', lambda node: node_process.command('stuck_node'))
     out = io.StringIO()
     launch = launcher.Launch([SimpleNamespace(fqn='/stuck', required=False)], grace_s=1.0, out=out)
     launch.start()
