@@ -63,9 +63,10 @@ def test_fusion_nodes_in_lockstep_agree_with_the_true_extrinsic_and_not_with_a_t
     sim = start_node('aiat_perception.nodes.sim_node', params={
         'scenario': 'mesh_actors', 'mode': 'lockstep', 'max_frames': FRAMES, 'publish_lidar_2d': False,
         'lockstep_timeout_s': 30.0,
-        # the true-extrinsic node skips frames until the sim's /tf_static reaches it (a loaded run fused 12
-        # of 20 there, 19 in the node that needs no /tf_static): the sim waits for that match too
-        'wait_for_subscribers': ['/tf_static:1']})
+        # the sim starts once one reader of its sensor topic matched; the fusion nodes also need its
+        # /tf_static (true extrinsic), clouds and CameraInfo from the first frame (loaded runs fused 12-14
+        # of 20), so it waits for those matches too
+        'wait_for_subscribers': ['/tf_static:1', 'points:3', 'camera_info:2']})
     # Lockstep paces the sim by the camera detector; the lidar detector and the fusion nodes keep only
     # the newest input when behind, so on a loaded machine a frame or two may never pair: the
     # agreement needs most frames, not every one.
